@@ -1,0 +1,122 @@
+//! The valise-transcribe engine API (HTTP/JSON over a Unix socket).
+//!
+//! ```text
+//! GET    /v1/health                  -> Health
+//! GET    /v1/models                  -> [ModelInfo]
+//! POST   /v1/jobs?language=&translate=&model=   body: the media file (streamed) -> 202 JobStatus
+//! GET    /v1/jobs                    -> [JobStatus]
+//! GET    /v1/jobs/{id}               -> JobStatus
+//! GET    /v1/jobs/{id}/result?format=json|txt|srt|vtt -> the transcript (409 while not done)
+//! DELETE /v1/jobs/{id}               -> cancels a queued or running job and forgets it
+//! ```
+//! Errors are `ApiError` bodies with a stable `code` the clients match on.
+
+use serde::{Deserialize, Serialize};
+
+/// Per-job options, sent as query parameters of `POST /v1/jobs`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobOptions {
+    /// `auto` (or absent) to detect, or a language code whisper knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Whisper's own "translate to English" task.
+    #[serde(default)]
+    pub translate: bool,
+    /// Model id from `/v1/models`; the daemon's default when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// What the decoder found in the uploaded file (no file name: names can be content).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MediaSummary {
+    pub container: String,
+    pub codec: String,
+    pub sample_rate: u32,
+    pub channels: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct JobStatus {
+    pub id: String,
+    pub state: JobState,
+    /// 0.0 ..= 1.0, share of the audio processed.
+    pub progress: f32,
+    /// Jobs ahead of this one while it is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_position: Option<u32>,
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ApiError>,
+    /// Unix seconds.
+    pub created_at: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<u64>,
+}
+
+/// An error as the API reports it: `code` is stable and machine-readable
+/// (`too_large`, `unsupported_format`, `corrupt`, `no_speech`, `busy`, `not_found`, ...),
+/// `message` is for people.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelInfo {
+    pub id: String,
+    pub kind: String,
+    pub languages: Vec<String>,
+    pub precision: String,
+    pub size_bytes: u64,
+    pub loaded: bool,
+    pub default: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Health {
+    pub status: String,
+    pub version: String,
+    pub models_loaded: Vec<String>,
+    pub jobs_running: u32,
+    pub jobs_queued: u32,
+}

@@ -1,0 +1,1 @@
+//! valise-vad
