@@ -47,7 +47,9 @@ impl FromStr for ByteSize {
             "TiB" => 1 << 40,
             _ => return Err(bad("unknown unit (use B, kB, KiB, MB, MiB, GB, GiB, TiB)")),
         };
-        n.checked_mul(mult).map(Self).ok_or_else(|| bad("too large"))
+        n.checked_mul(mult)
+            .map(Self)
+            .ok_or_else(|| bad("too large"))
     }
 }
 

@@ -28,7 +28,8 @@ impl FromStr for Language {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().to_ascii_lowercase();
-        let ok = t == "auto" || ((2..=3).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_lowercase()));
+        let ok = t == "auto"
+            || ((2..=3).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_lowercase()));
         if ok {
             Ok(Self(t))
         } else {
@@ -60,7 +61,9 @@ impl Serialize for Language {
 
 impl<'de> Deserialize<'de> for Language {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -30,7 +30,8 @@ pub fn detect_sink() -> Sink {
 /// Installs the global subscriber for process `name`. Safe to call more than once (later calls
 /// do nothing), which keeps tests that start daemons in-process simple.
 pub fn init(name: &'static str) -> Sink {
-    let filter = EnvFilter::try_from_env("VALISE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("VALISE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,ort=warn,whisper_rs=warn"));
     let sink = detect_sink();
     let registry = tracing_subscriber::registry().with(filter);
     match sink {

@@ -123,7 +123,7 @@ fn open_error(err: SymError, limits: &Limits) -> MediaError {
         SymError::Unsupported(what) => MediaError::UnsupportedFormat {
             detail: what.to_owned(),
         },
-        SymError::IoError(e) => io_error(e, "reading the header", limits),
+        SymError::IoError(e) => io_error(e, "reading the header (no audio data follows)", limits),
         SymError::DecodeError(what) => MediaError::corrupt(what),
         SymError::LimitError(what) => MediaError::corrupt(format!("limit exceeded: {what}")),
         SymError::SeekError(kind) => MediaError::corrupt(format!("seek failed: {kind:?}")),
@@ -328,7 +328,11 @@ impl Decoder {
             None => None,
         };
         match params.sample_rate {
-            Some(0) => return Err(MediaError::corrupt("the audio track declares sample rate 0")),
+            Some(0) => {
+                return Err(MediaError::corrupt(
+                    "the audio track declares sample rate 0",
+                ));
+            }
             Some(rate) if rate > limits.max_sample_rate => {
                 return Err(MediaError::UnsupportedAudioParams {
                     what: "sample rate",
@@ -342,7 +346,9 @@ impl Decoder {
             .max_frames_per_packet
             .is_some_and(|n| n > MAX_FRAMES_PER_PACKET)
         {
-            return Err(MediaError::corrupt("the audio track declares absurdly large packets"));
+            return Err(MediaError::corrupt(
+                "the audio track declares absurdly large packets",
+            ));
         }
         if params.codec == CODEC_ID_OPUS {
             // Opus always decodes at 48 kHz (packet trimming is expressed in 48 kHz units);
@@ -354,9 +360,7 @@ impl Decoder {
         let declared = declared_secs(&track, params.sample_rate);
         let exact = is_exact_length_codec(codec_name);
         let mut exact_declared_frames = None;
-        if exact
-            && let (Some(frames), Some(ch)) = (track.num_frames, channels)
-        {
+        if exact && let (Some(frames), Some(ch)) = (track.num_frames, channels) {
             // PCM: the header's frame count implies a minimum byte size. A header that claims
             // more audio than the file can hold is a lie (or the file was cut short).
             let bits = params.bits_per_coded_sample.or(params.bits_per_sample);
@@ -498,7 +502,9 @@ impl Decoder {
         if packet.track_id != self.track_id {
             self.consecutive_foreign += 1;
             if self.consecutive_foreign > MAX_CONSECUTIVE_FOREIGN {
-                return Err(MediaError::corrupt("no audio packets found among the other tracks"));
+                return Err(MediaError::corrupt(
+                    "no audio packets found among the other tracks",
+                ));
             }
             return Ok(());
         }
@@ -543,7 +549,9 @@ impl Decoder {
 
         // The decoded audio itself must respect the limits too (headers can lie).
         if channels == 0 || rate == 0 {
-            return Err(MediaError::corrupt("decoded audio has no channels or a zero rate"));
+            return Err(MediaError::corrupt(
+                "decoded audio has no channels or a zero rate",
+            ));
         }
         if channels > usize::from(self.limits.max_channels) {
             return Err(MediaError::UnsupportedAudioParams {
@@ -571,14 +579,21 @@ impl Decoder {
         }
 
         // Downmix: mean of all channels; non-finite samples (float PCM can carry NaN/inf)
-        // become silence.
+        // become silence, and out-of-range float samples are clipped to [-1, 1].
         let planes = &self.planes[..channels.min(self.planes.len())];
         let scale = 1.0 / planes.len().max(1) as f32;
         self.mono.clear();
         self.mono.extend((0..frames).map(|i| {
-            let sum: f32 = planes.iter().map(|p| p.get(i).copied().unwrap_or(0.0)).sum();
+            let sum: f32 = planes
+                .iter()
+                .map(|p| p.get(i).copied().unwrap_or(0.0))
+                .sum();
             let s = sum * scale;
-            if s.is_finite() { s } else { 0.0 }
+            if s.is_finite() {
+                s.clamp(-1.0, 1.0)
+            } else {
+                0.0
+            }
         }));
         self.resampler.push(rate, &self.mono, &mut self.ready)
     }

@@ -146,13 +146,19 @@ mod tests {
             declared: true,
         };
         assert_eq!(e.code(), "too_long");
-        assert_eq!(e.to_string(), "audio is declared as 12.0 s long, the limit is 10 s");
+        assert_eq!(
+            e.to_string(),
+            "audio is declared as 12.0 s long, the limit is 10 s"
+        );
         let e = MediaError::TooLong {
             duration_secs: 10.5,
             limit_secs: 10,
             declared: false,
         };
-        assert_eq!(e.to_string(), "audio is at least 10.5 s long, the limit is 10 s");
+        assert_eq!(
+            e.to_string(),
+            "audio is at least 10.5 s long, the limit is 10 s"
+        );
         assert_eq!(MediaError::corrupt("x").code(), "corrupt");
         let io = MediaError::Io {
             context: "reading",

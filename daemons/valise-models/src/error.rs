@@ -10,7 +10,9 @@ pub enum ModelError {
     },
     #[error("invalid catalog {path}: {message}")]
     Catalog { path: PathBuf, message: String },
-    #[error("no model store found (looked in: {looked}); run the set-up command (scripts/setup) or set VALISE_MODEL_STORE")]
+    #[error(
+        "no model store found (looked in: {looked}); run the set-up command (scripts/setup) or set VALISE_MODEL_STORE"
+    )]
     NoStore { looked: String },
     #[error("model {id:?} is not installed (installed: {installed})")]
     UnknownModel { id: String, installed: String },

@@ -65,16 +65,18 @@ impl Store {
     }
 
     pub fn get(&self, id: &str) -> Result<&ModelEntry, ModelError> {
-        self.catalog.get(id).ok_or_else(|| ModelError::UnknownModel {
-            id: id.chars().take(64).collect(),
-            installed: self
-                .catalog
-                .models
-                .iter()
-                .map(|m| m.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        })
+        self.catalog
+            .get(id)
+            .ok_or_else(|| ModelError::UnknownModel {
+                id: id.chars().take(64).collect(),
+                installed: self
+                    .catalog
+                    .models
+                    .iter()
+                    .map(|m| m.id.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// The model of `kind` marked default, else the first of that kind.

@@ -249,20 +249,29 @@ mod tests {
     fn vtt_escapes_markup() {
         let vtt = sample().render(Format::Vtt);
         assert!(vtt.starts_with("WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nBonjour à tous.\n"));
-        assert!(vtt.contains("&lt;b&gt;Fin&lt;/b&gt; &amp; merci --&gt; au revoir"), "{vtt}");
+        assert!(
+            vtt.contains("&lt;b&gt;Fin&lt;/b&gt; &amp; merci --&gt; au revoir"),
+            "{vtt}"
+        );
     }
 
     #[test]
     fn txt_and_json_round_trip() {
         let t = sample();
-        assert_eq!(t.render(Format::Txt), "Bonjour à tous.\n<b>Fin</b> & merci --> au revoir\n");
+        assert_eq!(
+            t.render(Format::Txt),
+            "Bonjour à tous.\n<b>Fin</b> & merci --> au revoir\n"
+        );
         let back: Transcript = serde_json::from_str(&t.render(Format::Json)).unwrap();
         assert_eq!(back, t);
     }
 
     #[test]
     fn repetition_spots_loops() {
-        assert_eq!(repetition_score("ask not what your country can do for you"), 0.0);
+        assert_eq!(
+            repetition_score("ask not what your country can do for you"),
+            0.0
+        );
         let looped = "thank you for watching ".repeat(8);
         assert!(repetition_score(&looped) > 0.7);
     }

@@ -133,7 +133,11 @@ pub(crate) fn find_in_dir(dir: &Path) -> Option<PathBuf> {
         let key: Vec<u64> = if suffix.is_empty() {
             vec![u64::MAX] // the unversioned name wins
         } else if let Some(version) = suffix.strip_prefix('.') {
-            match version.split('.').map(str::parse).collect::<Result<Vec<u64>, _>>() {
+            match version
+                .split('.')
+                .map(str::parse)
+                .collect::<Result<Vec<u64>, _>>()
+            {
                 Ok(v) => v,
                 Err(_) => continue,
             }
@@ -154,7 +158,7 @@ mod tests {
     #[test]
     fn picks_unversioned_then_highest_version() {
         let dir = std::env::temp_dir().join(format!("valise-vad-find-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("temp dir");
         assert_eq!(find_in_dir(&dir), None);
         for name in [
             "libonnxruntime.so.1.9.0",
@@ -162,21 +166,28 @@ mod tests {
             "libonnxruntime_providers_shared.so",
             "libonnxruntime.so.1.31.1.dbg",
         ] {
-            std::fs::write(dir.join(name), b"").unwrap();
+            std::fs::write(dir.join(name), b"").expect("temp dir");
         }
-        assert_eq!(find_in_dir(&dir), Some(dir.join("libonnxruntime.so.1.31.1")));
-        std::fs::write(dir.join("libonnxruntime.so"), b"").unwrap();
+        assert_eq!(
+            find_in_dir(&dir),
+            Some(dir.join("libonnxruntime.so.1.31.1"))
+        );
+        std::fs::write(dir.join("libonnxruntime.so"), b"").expect("temp dir");
         assert_eq!(find_in_dir(&dir), Some(dir.join("libonnxruntime.so")));
-        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).expect("temp dir");
     }
 
     #[test]
     fn missing_library_is_an_error_with_the_path() {
         // No other unit test initialises ONNX Runtime, so this really tries to load it.
         let path = Path::new("/nonexistent/libonnxruntime.so.1.31.1");
-        let err = init_onnxruntime(path).unwrap_err();
+        let err = init_onnxruntime(path).expect_err("must fail");
         assert!(matches!(err, VadError::RuntimeLoad { .. }), "{err:?}");
-        assert!(err.to_string().contains("/nonexistent/libonnxruntime.so.1.31.1"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("/nonexistent/libonnxruntime.so.1.31.1"),
+            "{err}"
+        );
         assert!(onnxruntime_path().is_none());
     }
 }

@@ -134,7 +134,9 @@ impl Segmenter {
 
         if speech && self.temp_end != 0 {
             let sil_dur = cur - self.temp_end;
-            if sil_dur > p.min_silence_at_max_speech {
+            // Only ever read when a span exceeds max_speech: with no limit, keeping them
+            // would just grow memory over a long unbroken span.
+            if sil_dur > p.min_silence_at_max_speech && p.max_speech.is_finite() {
                 self.possible_ends.push((self.temp_end, sil_dur));
             }
             self.temp_end = 0;
@@ -265,7 +267,7 @@ mod tests {
 
     fn run(probs: &[f32], len: u64) -> Vec<(u64, u64)> {
         spans_from_probabilities(probs, len, &VadConfig::default())
-            .unwrap()
+            .expect("valid config")
             .into_iter()
             .map(|s| (s.start, s.end))
             .collect()
@@ -298,7 +300,10 @@ mod tests {
         probs[10..20].fill(0.9);
         probs[20..40].fill(0.4); // below threshold, above neg_threshold: still speech
         probs[40..50].fill(0.9);
-        assert_eq!(run(&probs, 80 * 512), vec![(10 * 512 - 480, 50 * 512 + 480)]);
+        assert_eq!(
+            run(&probs, 80 * 512),
+            vec![(10 * 512 - 480, 50 * 512 + 480)]
+        );
     }
 
     #[test]

@@ -1,1 +1,35 @@
-fn main() {}
+//! valisectl: one command line for embassy IT and the central team.
+
+mod args;
+mod transcribe;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    valise_log::init("valisectl");
+    let args = args::Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("valisectl: cannot start: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = rt.block_on(async move {
+        match args.command {
+            args::Command::Transcribe(t) => transcribe::run(t).await,
+            args::Command::Models(m) => transcribe::models(m).await,
+        }
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("valisectl: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -27,8 +27,8 @@ pub fn load_mel_filters(path: &Path, n_mels: usize) -> Result<MelFilters, Conver
         reason,
     };
     let file = std::fs::File::open(path).map_err(|e| ConvertError::io("opening", path, e))?;
-    let mut archive =
-        zip::ZipArchive::new(file).map_err(|e| err(format!("not a readable npz (zip) archive: {e}")))?;
+    let mut archive = zip::ZipArchive::new(file)
+        .map_err(|e| err(format!("not a readable npz (zip) archive: {e}")))?;
     let entry_name = format!("mel_{n_mels}.npy");
     let mut entry = archive.by_name(&entry_name).map_err(|e| {
         err(format!(
@@ -41,9 +41,12 @@ pub fn load_mel_filters(path: &Path, n_mels: usize) -> Result<MelFilters, Conver
         .read_to_end(&mut npy)
         .map_err(|e| err(format!("decompressing {entry_name}: {e}")))?;
     if npy.len() as u64 > MAX_NPY_BYTES {
-        return Err(err(format!("{entry_name} is larger than {MAX_NPY_BYTES} bytes")));
+        return Err(err(format!(
+            "{entry_name} is larger than {MAX_NPY_BYTES} bytes"
+        )));
     }
-    let filters = parse_npy_f32_2d(&npy).map_err(|reason| err(format!("{entry_name}: {reason}")))?;
+    let filters =
+        parse_npy_f32_2d(&npy).map_err(|reason| err(format!("{entry_name}: {reason}")))?;
     if filters.n_mel != n_mels {
         return Err(err(format!(
             "{entry_name} has {} rows, expected {n_mels}",
@@ -60,13 +63,16 @@ pub fn parse_npy_f32_2d(npy: &[u8]) -> Result<MelFilters, String> {
         return Err("not a .npy file (bad magic)".into());
     }
     let major = npy[6];
-    let (header_len, header_start) = match major {
+    let (header_len, header_start): (usize, usize) = match major {
         1 => (usize::from(u16::from_le_bytes([npy[8], npy[9]])), 10),
         2 | 3 => {
             if npy.len() < 12 {
                 return Err("truncated .npy header".into());
             }
-            (u32::from_le_bytes([npy[8], npy[9], npy[10], npy[11]]) as usize, 12)
+            (
+                u32::from_le_bytes([npy[8], npy[9], npy[10], npy[11]]) as usize,
+                12,
+            )
         }
         v => return Err(format!("unsupported .npy format version {v}")),
     };
@@ -85,7 +91,9 @@ pub fn parse_npy_f32_2d(npy: &[u8]) -> Result<MelFilters, String> {
     };
     let fortran = dict_value(header, "fortran_order").ok_or("npy header has no 'fortran_order'")?;
     if fortran != "False" {
-        return Err(format!("fortran_order = {fortran}; only C order is supported"));
+        return Err(format!(
+            "fortran_order = {fortran}; only C order is supported"
+        ));
     }
     let shape = dict_value(header, "shape").ok_or("npy header has no 'shape'")?;
     let dims: Vec<usize> = shape
@@ -125,7 +133,9 @@ pub fn parse_npy_f32_2d(npy: &[u8]) -> Result<MelFilters, String> {
 /// The raw text of `'key': VALUE` in a numpy header dict (tuples kept whole).
 fn dict_value<'h>(header: &'h str, key: &str) -> Option<&'h str> {
     let quoted = [format!("'{key}'"), format!("\"{key}\"")];
-    let at = quoted.iter().find_map(|q| header.find(q.as_str()).map(|i| i + q.len()))?;
+    let at = quoted
+        .iter()
+        .find_map(|q| header.find(q.as_str()).map(|i| i + q.len()))?;
     let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
     let end = if rest.starts_with('(') {
         rest.find(')')? + 1
@@ -161,11 +171,20 @@ pub fn parse_tiktoken(path: &Path, text: &[u8]) -> Result<Vec<Vec<u8>>, ConvertE
         let line = std::str::from_utf8(line).map_err(|_| err(line_no, "not ASCII text".into()))?;
         let mut fields = line.split_ascii_whitespace();
         let (Some(b64), Some(rank), None) = (fields.next(), fields.next(), fields.next()) else {
-            return Err(err(line_no, format!("expected `BASE64 RANK`, found {line:?}")));
+            return Err(err(
+                line_no,
+                format!("expected `BASE64 RANK`, found {line:?}"),
+            ));
         };
-        let token = base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map_err(|e| err(line_no, format!("bad base64 {b64:?}: {e}")))?;
+        // multilingual.tiktoken ends with `= 50256`: Python's b64decode (which
+        // convert-pt-to-ggml.py uses) turns the lone pad into an empty token.
+        let token = if b64.bytes().all(|b| b == b'=') {
+            Vec::new()
+        } else {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .map_err(|e| err(line_no, format!("bad base64 {b64:?}: {e}")))?
+        };
         let rank: usize = rank
             .parse()
             .map_err(|_| err(line_no, format!("bad rank {rank:?}")))?;
@@ -174,9 +193,6 @@ pub fn parse_tiktoken(path: &Path, text: &[u8]) -> Result<Vec<Vec<u8>>, ConvertE
                 line_no,
                 format!("rank {rank} out of order, expected {}", tokens.len()),
             ));
-        }
-        if token.is_empty() {
-            return Err(err(line_no, "empty token".into()));
         }
         if !seen.insert(token.clone()) {
             return Err(err(line_no, format!("duplicate token {b64}")));
@@ -195,7 +211,7 @@ mod tests {
 
     fn npy(header: &str, body: &[u8]) -> Vec<u8> {
         let mut h = header.to_owned();
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');
@@ -220,7 +236,10 @@ mod tests {
         assert_eq!((m.n_mel, m.n_fft), (2, 3));
         assert_eq!(m.data, vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]);
 
-        let body: Vec<u8> = [0.5f64, -1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let body: Vec<u8> = [0.5f64, -1.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let m = parse_npy_f32_2d(&npy(
             "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 2), }",
             &body,
@@ -242,19 +261,26 @@ mod tests {
         assert!(parse_npy_f32_2d(&npy(d3, &[0; 24])).is_err(), "3-D");
         let huge = "{'descr': '<f4', 'fortran_order': False, 'shape': (18446744073709551615, 3), }";
         assert!(parse_npy_f32_2d(&npy(huge, &[0; 24])).is_err(), "overflow");
-        assert!(parse_npy_f32_2d(b"\x93NUMPY\x01\x00\xff\xff{").is_err(), "truncated");
+        assert!(
+            parse_npy_f32_2d(b"\x93NUMPY\x01\x00\xff\xff{").is_err(),
+            "truncated"
+        );
         assert!(parse_npy_f32_2d(b"PK").is_err(), "magic");
     }
 
     #[test]
     fn tiktoken_parses_and_validates() {
         let p = Path::new("t.tiktoken");
-        let toks = parse_tiktoken(p, b"IQ== 0\r\nIg== 1\n\nIGE= 2\n").expect("valid");
-        assert_eq!(toks, vec![b"!".to_vec(), b"\"".to_vec(), b" a".to_vec()]);
+        let toks = parse_tiktoken(p, b"IQ== 0\r\nIg== 1\n\nIGE= 2\n= 3\n").expect("valid");
+        assert_eq!(
+            toks,
+            vec![b"!".to_vec(), b"\"".to_vec(), b" a".to_vec(), Vec::new()]
+        );
 
         for bad in [
             &b"IQ== 1\n"[..],
             b"IQ== 0\nIQ== 1\n",
+            b"= 0\n== 1\n",
             b"I*== 0\n",
             b"IQ==\n",
             b"IQ== 0 7\n",

@@ -65,7 +65,9 @@ pub enum ConvertError {
     },
 
     /// A variable's declared byte count disagrees with its shape and dtype.
-    #[error("variable {name}: shape {shape:?} of {dtype} needs {expected} bytes, file declares {found}")]
+    #[error(
+        "variable {name}: shape {shape:?} of {dtype} needs {expected} bytes, file declares {found}"
+    )]
     SizeMismatch {
         name: String,
         shape: Vec<usize>,
@@ -101,7 +103,9 @@ pub enum ConvertError {
 
     /// whisper's attention key projections have no bias; CTranslate2 stores a
     /// zero one inside the fused bias, which must really be zero to be dropped.
-    #[error("variable {name}: key bias element {index} is {value}, expected exactly 0 (whisper has no key bias)")]
+    #[error(
+        "variable {name}: key bias element {index} is {value}, expected exactly 0 (whisper has no key bias)"
+    )]
     NonZeroKeyBias {
         name: String,
         index: usize,
@@ -153,7 +157,9 @@ pub enum ConvertError {
 
     /// A tensor chosen for block quantization has a row length that is not a
     /// multiple of the block size.
-    #[error("tensor {name}: row length {row_len} is not a multiple of the {block}-element quantization block")]
+    #[error(
+        "tensor {name}: row length {row_len} is not a multiple of the {block}-element quantization block"
+    )]
     NotBlockAligned {
         name: String,
         row_len: usize,
@@ -166,7 +172,11 @@ pub enum ConvertError {
 }
 
 impl ConvertError {
-    pub(crate) fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
         Self::Io {
             action,
             path: path.into(),

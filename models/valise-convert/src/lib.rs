@@ -1,1 +1,33 @@
-//! valise-convert
+//! valise-convert: CTranslate2 whisper models → whisper.cpp GGML files.
+//!
+//! The central team receives whisper models in CTranslate2 format
+//! (faster-whisper's `model.bin`) and ships whisper.cpp GGML files to the
+//! appliances. [`convert_whisper`] does that conversion, optionally
+//! block-quantizing the weights to q8_0 or q5_1 exactly as whisper.cpp's
+//! `quantize` tool would. See `DESIGN.md` for the formats and the name mapping.
+//!
+//! ```no_run
+//! use valise_convert::{ConvertOptions, EnglishOnly, OutType, convert_whisper};
+//! let report = convert_whisper(&ConvertOptions {
+//!     ct2: "models/base".into(),
+//!     assets: "whisper/assets".into(),
+//!     out: "ggml-base.bin".into(),
+//!     out_type: OutType::F16,
+//!     english_only: EnglishOnly::Auto,
+//! })?;
+//! println!("{report}");
+//! # Ok::<(), valise_convert::ConvertError>(())
+//! ```
+
+pub mod assets;
+pub mod ct2;
+mod error;
+pub mod ggml;
+pub mod quant;
+mod whisper;
+
+pub use error::ConvertError;
+pub use whisper::{
+    ConvertOptions, EnglishOnly, MULTILINGUAL_MIN_VOCAB, OutType, Report, SUPPORTED_SPEC_REVISIONS,
+    WHISPER_SPEC, convert_whisper,
+};

@@ -1,0 +1,172 @@
+//! `/etc/valise/valise-transcribe.toml`.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use valise_config::ByteSize;
+
+/// Every field has a default; the file may be absent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// The Unix socket the API listens on (the portal and `valisectl` connect here).
+    pub socket: PathBuf,
+    /// Where uploaded media wait while their job runs; emptied at start-up.
+    pub spool_dir: PathBuf,
+    /// Model store root (containing `current`); discovered when absent.
+    pub model_store: Option<PathBuf>,
+    /// Model used when a job names none; the store's default speech model when absent.
+    pub default_model: Option<String>,
+    /// CPU threads for one whisper computation; 0 = all cores.
+    pub threads: u32,
+    /// Whisper computations at once. Jobs take turns per batch of speech, so with 1 slot a
+    /// short job waits for at most one batch of a long one.
+    pub compute_slots: u32,
+    /// Jobs in progress at once (each holds a decoder and a whisper state).
+    pub max_running_jobs: u32,
+    /// Jobs waiting beyond that; more is refused with `busy`.
+    pub max_queued_jobs: u32,
+    pub limits: Limits,
+    pub vad: VadSettings,
+    pub decoding: DecodingSettings,
+    /// Finished jobs are forgotten (result and all) after this many seconds.
+    pub keep_finished_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest upload accepted.
+    pub max_file_size: ByteSize,
+    /// Longest recording accepted (checked from the header, and again while decoding).
+    pub max_duration_secs: u64,
+    pub max_channels: u16,
+    pub max_sample_rate: u32,
+    /// Wall-clock time one job may take before it is stopped.
+    pub max_job_secs: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct VadSettings {
+    /// Off: whisper sees all the audio, silence included.
+    pub enabled: bool,
+    /// Model id in the store; the store's voice-activity model when absent.
+    pub model: Option<String>,
+    pub threshold: f32,
+    pub min_speech_ms: u32,
+    pub min_silence_ms: u32,
+    pub speech_pad_ms: u32,
+    pub max_speech_secs: f32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DecodingSettings {
+    /// Speech is packed into batches of about this length for whisper (its window is 30 s).
+    pub batch_secs: f32,
+    /// Shrink whisper's audio context for batches shorter than 30 s (faster on short clips).
+    pub trim_audio_ctx: bool,
+    pub flash_attn: bool,
+    /// Temperature fallback when decoding fails whisper's quality checks (as openai-whisper).
+    pub temperature_fallback: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            socket: PathBuf::from("/run/valise/transcribe.sock"),
+            spool_dir: PathBuf::from("/var/lib/valise-transcribe/spool"),
+            model_store: None,
+            default_model: None,
+            threads: 0,
+            compute_slots: 1,
+            max_running_jobs: 4,
+            max_queued_jobs: 64,
+            limits: Limits::default(),
+            vad: VadSettings::default(),
+            decoding: DecodingSettings::default(),
+            keep_finished_secs: 3600,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_file_size: ByteSize::gib(2),
+            max_duration_secs: 4 * 3600,
+            max_channels: 16,
+            max_sample_rate: 384_000,
+            max_job_secs: 6 * 3600,
+        }
+    }
+}
+
+impl Default for VadSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            model: None,
+            threshold: 0.5,
+            min_speech_ms: 250,
+            min_silence_ms: 500,
+            speech_pad_ms: 200,
+            max_speech_secs: 28.0,
+        }
+    }
+}
+
+impl Default for DecodingSettings {
+    fn default() -> Self {
+        Self {
+            batch_secs: 28.0,
+            trim_audio_ctx: false,
+            flash_attn: true,
+            temperature_fallback: true,
+        }
+    }
+}
+
+impl Config {
+    pub fn threads(&self) -> usize {
+        if self.threads == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            self.threads as usize
+        }
+    }
+
+    /// Rejects settings that cannot work, before anything starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.compute_slots == 0 || self.max_running_jobs == 0 {
+            return Err("compute_slots and max_running_jobs must be at least 1".into());
+        }
+        if !(1.0..=30.0).contains(&self.decoding.batch_secs) {
+            return Err("decoding.batch_secs must be between 1 and 30".into());
+        }
+        if !(0.05..=0.95).contains(&self.vad.threshold) {
+            return Err("vad.threshold must be between 0.05 and 0.95".into());
+        }
+        if !(1.0..=30.0).contains(&self.vad.max_speech_secs) {
+            return Err("vad.max_speech_secs must be between 1 and 30".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_round_trip() {
+        let c = Config::default();
+        c.validate().unwrap();
+        let text = toml::to_string(&c).unwrap();
+        let back: Config = toml::from_str(&text).unwrap();
+        assert_eq!(back, c);
+        let bad: Result<Config, _> = toml::from_str("[limits]\nmax_file_sise = 3\n");
+        assert!(bad.is_err());
+    }
+}

@@ -1,0 +1,360 @@
+//! The job table: submission, queueing, running, results, cancellation, expiry.
+//!
+//! Jobs live in memory: the engine is a worker, the portal owns persistence and retries.
+//! Uploaded media sit in the spool directory only while their job exists.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::Semaphore;
+use valise_protocol::{ApiError, Health, JobState, JobStatus, Transcript};
+
+use crate::TranscribeError;
+use crate::config::Config;
+use crate::engine::Engine;
+use crate::pipeline::{self, JobCtx, Request, Settings};
+use crate::slots::ComputeSlots;
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[derive(Debug)]
+struct Job {
+    seq: u64,
+    status: JobStatus,
+    ctx: Arc<JobCtx>,
+    result: Option<Arc<Transcript>>,
+    spool: Option<PathBuf>,
+    finished: Option<Instant>,
+    /// Deleted while running: drop everything once the thread lets go.
+    forget: bool,
+}
+
+/// The engine's state behind the API.
+#[derive(Debug)]
+pub struct Service {
+    engine: Arc<Engine>,
+    config: Config,
+    slots: Arc<ComputeSlots>,
+    running: Arc<Semaphore>,
+    jobs: Mutex<HashMap<String, Job>>,
+    next_seq: Mutex<u64>,
+}
+
+impl Service {
+    pub fn new(engine: Arc<Engine>, config: Config) -> Result<Arc<Self>, TranscribeError> {
+        std::fs::create_dir_all(&config.spool_dir).map_err(|e| {
+            TranscribeError::Internal(format!(
+                "cannot create spool {}: {e}",
+                config.spool_dir.display()
+            ))
+        })?;
+        set_private(&config.spool_dir);
+        // Leftovers of a previous run belong to jobs that no longer exist.
+        if let Ok(rd) = std::fs::read_dir(&config.spool_dir) {
+            for e in rd.flatten() {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+        Ok(Arc::new(Self {
+            slots: Arc::new(ComputeSlots::new(config.compute_slots)),
+            running: Arc::new(Semaphore::new(config.max_running_jobs as usize)),
+            engine,
+            config,
+            jobs: Mutex::new(HashMap::new()),
+            next_seq: Mutex::new(0),
+        }))
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn jobs(&self) -> MutexGuard<'_, HashMap<String, Job>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Refuses work the engine cannot take before the upload is read.
+    pub fn admit(&self, req: &Request, model: Option<&str>) -> Result<String, ApiError> {
+        let queued = self
+            .jobs()
+            .values()
+            .filter(|j| j.status.state == JobState::Queued)
+            .count();
+        if queued >= self.config.max_queued_jobs as usize {
+            return Err(ApiError::new(
+                "busy",
+                format!("{queued} jobs are already waiting; try again later"),
+            ));
+        }
+        let m = self.engine.model(model).map_err(|e| e.to_api())?;
+        pipeline::check_request(&m, req).map_err(|e| e.to_api())?;
+        Ok(m.id.clone())
+    }
+
+    /// A fresh spool path for an upload.
+    pub fn spool_path(&self, id: &str) -> PathBuf {
+        self.config.spool_dir.join(format!("{id}.media"))
+    }
+
+    /// Registers an uploaded file as a job and starts it when a running slot frees up.
+    pub fn submit(
+        self: &Arc<Self>,
+        id: String,
+        model: String,
+        spool: PathBuf,
+        req: Request,
+    ) -> JobStatus {
+        let seq = {
+            let mut n = self.next_seq.lock().unwrap_or_else(|p| p.into_inner());
+            *n += 1;
+            *n
+        };
+        let ctx = Arc::new(JobCtx::default());
+        let status = JobStatus {
+            id: id.clone(),
+            state: JobState::Queued,
+            progress: 0.0,
+            queue_position: None,
+            model: model.clone(),
+            media: None,
+            error: None,
+            created_at: now_unix(),
+            started_at: None,
+            finished_at: None,
+        };
+        self.jobs().insert(
+            id.clone(),
+            Job {
+                seq,
+                status,
+                ctx: ctx.clone(),
+                result: None,
+                spool: Some(spool.clone()),
+                finished: None,
+                forget: false,
+            },
+        );
+        tracing::info!(job = %id, %model, "job queued");
+        let svc = self.clone();
+        let task_id = id.clone();
+        tokio::spawn(async move {
+            let id = task_id;
+            let permit = svc.running.clone().acquire_owned().await;
+            if ctx.is_cancelled() || permit.is_err() {
+                svc.finish(&id, Err(TranscribeError::Cancelled));
+                return;
+            }
+            svc.set_running(&id);
+            let svc2 = svc.clone();
+            let id2 = id.clone();
+            let outcome = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                svc2.run_job(&model, &spool, &req, &ctx)
+            })
+            .await
+            .unwrap_or_else(|e| Err(TranscribeError::Internal(format!("job thread failed: {e}"))));
+            svc.finish(&id2, outcome);
+        });
+        self.status(&id).unwrap_or_else(|| unreachable_status(&id))
+    }
+
+    fn run_job(
+        &self,
+        model: &str,
+        spool: &Path,
+        req: &Request,
+        ctx: &Arc<JobCtx>,
+    ) -> Result<Transcript, TranscribeError> {
+        let model = self.engine.model(Some(model))?;
+        let settings = settings_for(&self.config);
+        pipeline::transcribe(
+            &self.engine,
+            &model,
+            spool,
+            req,
+            &settings,
+            ctx,
+            &self.slots,
+        )
+    }
+
+    fn set_running(&self, id: &str) {
+        if let Some(j) = self.jobs().get_mut(id) {
+            j.status.state = JobState::Running;
+            j.status.started_at = Some(now_unix());
+        }
+    }
+
+    fn finish(&self, id: &str, outcome: Result<Transcript, TranscribeError>) {
+        let mut jobs = self.jobs();
+        let Some(j) = jobs.get_mut(id) else { return };
+        if let Some(p) = j.spool.take() {
+            let _ = std::fs::remove_file(p);
+        }
+        if j.forget {
+            jobs.remove(id);
+            return;
+        }
+        j.status.finished_at = Some(now_unix());
+        j.finished = Some(Instant::now());
+        j.status.media = j.ctx.media();
+        match outcome {
+            Ok(t) => {
+                j.status.state = JobState::Done;
+                j.status.progress = 1.0;
+                tracing::info!(job = %id, audio_s = t.duration, segments = t.segments.len(), "job done");
+                j.result = Some(Arc::new(t));
+            }
+            Err(TranscribeError::Cancelled) => {
+                j.status.state = JobState::Cancelled;
+                tracing::info!(job = %id, "job cancelled");
+            }
+            Err(e) => {
+                j.status.state = JobState::Failed;
+                tracing::warn!(job = %id, code = e.code(), error = %e, "job failed");
+                j.status.error = Some(e.to_api());
+            }
+        }
+    }
+
+    pub fn status(&self, id: &str) -> Option<JobStatus> {
+        let jobs = self.jobs();
+        let j = jobs.get(id)?;
+        Some(live_status(j, &jobs))
+    }
+
+    pub fn list(&self) -> Vec<JobStatus> {
+        let jobs = self.jobs();
+        let mut v: Vec<(u64, JobStatus)> = jobs
+            .values()
+            .map(|j| (j.seq, live_status(j, &jobs)))
+            .collect();
+        v.sort_by_key(|(s, _)| *s);
+        v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    pub fn result(&self, id: &str) -> Result<Arc<Transcript>, ApiError> {
+        let jobs = self.jobs();
+        let j = jobs
+            .get(id)
+            .ok_or_else(|| ApiError::new("not_found", "no such job"))?;
+        match (&j.result, j.status.state) {
+            (Some(t), _) => Ok(t.clone()),
+            (None, JobState::Failed) => Err(j
+                .status
+                .error
+                .clone()
+                .unwrap_or_else(|| ApiError::new("engine_failed", "the job failed"))),
+            (None, JobState::Cancelled) => Err(ApiError::new("cancelled", "the job was cancelled")),
+            (None, _) => Err(ApiError::new("not_ready", "the job has not finished")),
+        }
+    }
+
+    /// Cancels the job (queued or running) and forgets it, its upload and its result.
+    pub fn delete(&self, id: &str) -> Option<JobStatus> {
+        let mut jobs = self.jobs();
+        let j = jobs.get_mut(id)?;
+        j.ctx.cancel();
+        let was = j.status.state;
+        let mut status = j.status.clone();
+        if !was.is_final() {
+            status.state = JobState::Cancelled;
+        }
+        if was == JobState::Running {
+            // The job's thread still reads the spool file: `finish` removes it and the entry.
+            j.forget = true;
+        } else {
+            if let Some(p) = j.spool.take() {
+                let _ = std::fs::remove_file(p);
+            }
+            jobs.remove(id);
+        }
+        tracing::info!(job = %id, "job deleted");
+        Some(status)
+    }
+
+    /// Forgets finished jobs older than `keep_finished_secs`.
+    pub fn expire(&self) {
+        let keep = Duration::from_secs(self.config.keep_finished_secs);
+        self.jobs()
+            .retain(|_, j| j.finished.is_none_or(|t| t.elapsed() < keep));
+    }
+
+    pub fn health(&self) -> Health {
+        let jobs = self.jobs();
+        let count = |s| jobs.values().filter(|j| j.status.state == s).count() as u32;
+        Health {
+            status: "ok".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            models_loaded: self.engine.loaded_ids(),
+            jobs_running: count(JobState::Running),
+            jobs_queued: count(JobState::Queued),
+        }
+    }
+}
+
+fn live_status(j: &Job, all: &HashMap<String, Job>) -> JobStatus {
+    let mut s = j.status.clone();
+    match s.state {
+        JobState::Queued => {
+            let ahead = all
+                .values()
+                .filter(|o| o.status.state == JobState::Queued && o.seq < j.seq)
+                .count();
+            s.queue_position = Some(ahead as u32);
+        }
+        JobState::Running => {
+            s.progress = j.ctx.progress();
+            s.media = j.ctx.media();
+        }
+        _ => {}
+    }
+    s
+}
+
+fn unreachable_status(id: &str) -> JobStatus {
+    JobStatus {
+        id: id.into(),
+        state: JobState::Cancelled,
+        progress: 0.0,
+        queue_position: None,
+        model: String::new(),
+        media: None,
+        error: None,
+        created_at: now_unix(),
+        started_at: None,
+        finished_at: None,
+    }
+}
+
+/// The pipeline settings a job runs with.
+pub fn settings_for(config: &Config) -> Settings {
+    Settings {
+        threads: config.threads(),
+        decoding: config.decoding.clone(),
+        vad: config.vad.clone(),
+        media: valise_media::Limits {
+            max_file_bytes: config.limits.max_file_size.bytes(),
+            max_duration_secs: config.limits.max_duration_secs,
+            max_channels: config.limits.max_channels,
+            max_sample_rate: config.limits.max_sample_rate,
+        },
+        deadline: Some(Instant::now() + Duration::from_secs(config.limits.max_job_secs)),
+        max_job_secs: config.limits.max_job_secs,
+    }
+}
+
+fn set_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+}

@@ -1,0 +1,529 @@
+//! One job, from file to transcript, in bounded memory.
+//!
+//! ```text
+//! file -> valise_media::Decoder --16 kHz mono chunks--> Window (last ~30 s of PCM)
+//!                                      |                     |
+//!                                      v                     | speech spans, sliced out
+//!                              valise_vad::VadStream ---------+
+//!                                                            v
+//!                     Batch (speech packed up to ~28 s, with a map back to recording time)
+//!                                                            |  one compute turn per batch
+//!                                                            v
+//!                                 whisper full() on the job's own WhisperState -> segments
+//! ```
+//! Memory is bounded by the window and one batch, whatever the recording's length. Silence
+//! never reaches whisper, which is both faster and the best cure for whisper's hallucinations
+//! over silence. Timestamps are mapped back through the batch's piece table.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use std::time::Instant;
+
+use valise_media::{Decoder, MediaInfo};
+use valise_protocol::transcript::repetition_score;
+use valise_protocol::{Doubt, MediaSummary, Segment, Task, Transcript};
+use valise_vad::{SpeechSpan, VadConfig};
+use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
+
+use crate::TranscribeError;
+use crate::config::{DecodingSettings, VadSettings};
+use crate::engine::{Engine, SpeechModel};
+use crate::slots::ComputeSlots;
+
+pub const SAMPLE_RATE: usize = 16_000;
+/// Silence put between two speech spans packed into one batch, so words do not run together.
+const GAP_SAMPLES: usize = SAMPLE_RATE / 5;
+/// Samples read from the decoder at a time.
+const CHUNK: usize = SAMPLE_RATE * 5;
+
+/// What the caller asks for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// `None` or `Some("auto")`: detect.
+    pub language: Option<String>,
+    pub translate: bool,
+}
+
+/// How the job runs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub threads: usize,
+    pub decoding: DecodingSettings,
+    pub vad: VadSettings,
+    pub media: valise_media::Limits,
+    pub deadline: Option<Instant>,
+    pub max_job_secs: u64,
+}
+
+/// Shared between a running job and whoever watches it (the API, the CLI).
+#[derive(Debug, Default)]
+pub struct JobCtx {
+    cancel: AtomicBool,
+    progress: AtomicU32,
+    media: Mutex<Option<MediaSummary>>,
+}
+
+impl JobCtx {
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::SeqCst)
+    }
+    pub fn progress(&self) -> f32 {
+        f32::from_bits(self.progress.load(Ordering::Relaxed))
+    }
+    fn set_progress(&self, p: f32) {
+        self.progress
+            .store(p.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+    }
+    pub fn media(&self) -> Option<MediaSummary> {
+        self.media.lock().ok().and_then(|m| m.clone())
+    }
+}
+
+fn summary(info: &MediaInfo) -> MediaSummary {
+    MediaSummary {
+        container: info.container.clone(),
+        codec: info.codec.clone(),
+        sample_rate: info.sample_rate,
+        channels: info.channels,
+        duration_secs: info.duration_secs,
+    }
+}
+
+/// Checks the request against the model before any work is done.
+pub fn check_request(
+    model: &SpeechModel,
+    req: &Request,
+) -> Result<Option<String>, TranscribeError> {
+    let forced = match req.language.as_deref() {
+        None | Some("auto") | Some("") => None,
+        Some(l) => {
+            let l = l.to_ascii_lowercase();
+            if whisper_rs::get_lang_id(&l).is_none() {
+                return Err(TranscribeError::UnknownLanguage(
+                    l.chars().take(16).collect(),
+                ));
+            }
+            Some(l)
+        }
+    };
+    if !model.multilingual {
+        if let Some(l) = forced.as_deref().filter(|l| *l != "en") {
+            return Err(TranscribeError::EnglishOnly {
+                model: model.id.clone(),
+                language: l.to_string(),
+            });
+        }
+        if req.translate {
+            return Err(TranscribeError::EnglishOnly {
+                model: model.id.clone(),
+                language: "translate".into(),
+            });
+        }
+    }
+    Ok(forced)
+}
+
+/// The most recent PCM, indexed by absolute sample position.
+#[derive(Debug, Default)]
+struct Window {
+    base: u64,
+    pcm: Vec<f32>,
+}
+
+impl Window {
+    fn end(&self) -> u64 {
+        self.base + self.pcm.len() as u64
+    }
+    fn slice(&self, start: u64, end: u64) -> &[f32] {
+        let s = start.clamp(self.base, self.end());
+        let e = end.clamp(s, self.end());
+        &self.pcm[(s - self.base) as usize..(e - self.base) as usize]
+    }
+    fn drop_before(&mut self, pos: u64) {
+        let pos = pos.min(self.end());
+        if pos > self.base {
+            self.pcm.drain(..(pos - self.base) as usize);
+            self.base = pos;
+        }
+    }
+}
+
+/// Speech packed for one whisper call.
+#[derive(Debug, Default)]
+struct Batch {
+    pcm: Vec<f32>,
+    /// (offset in batch, length, absolute start in the recording)
+    pieces: Vec<(usize, usize, u64)>,
+    last_abs_end: Option<u64>,
+}
+
+impl Batch {
+    fn push(&mut self, abs_start: u64, samples: &[f32]) {
+        if samples.is_empty() {
+            return;
+        }
+        // Contiguous audio (no VAD, or touching spans) is not separated by a gap.
+        if !self.pcm.is_empty() && self.last_abs_end != Some(abs_start) {
+            self.pcm.resize(self.pcm.len() + GAP_SAMPLES, 0.0);
+        }
+        self.pieces.push((self.pcm.len(), samples.len(), abs_start));
+        self.pcm.extend_from_slice(samples);
+        self.last_abs_end = Some(abs_start + samples.len() as u64);
+    }
+
+    fn would_exceed(&self, n: usize, max: usize) -> bool {
+        !self.pcm.is_empty() && self.pcm.len() + GAP_SAMPLES + n > max
+    }
+
+    /// Batch time (samples) to recording time (seconds). A time inside the silence put
+    /// between two pieces snaps to the start of the next piece.
+    fn to_abs_secs(&self, t: usize) -> f64 {
+        let mut abs = 0u64;
+        for &(off, len, start) in &self.pieces {
+            if t < off {
+                abs = start;
+                break;
+            }
+            if t < off + len {
+                abs = start + (t - off) as u64;
+                break;
+            }
+            abs = start + len as u64;
+        }
+        abs as f64 / SAMPLE_RATE as f64
+    }
+
+    fn clear(&mut self) {
+        self.pcm.clear();
+        self.pieces.clear();
+        self.last_abs_end = None;
+    }
+}
+
+struct Run<'a> {
+    model: &'a SpeechModel,
+    state: WhisperState,
+    req: &'a Request,
+    settings: &'a Settings,
+    ctx: &'a Arc<JobCtx>,
+    slots: &'a ComputeSlots,
+    language: Option<String>,
+    segments: Vec<Segment>,
+    batch: Batch,
+}
+
+/// Transcribes `path`. Blocking: call it from a thread of its own.
+pub fn transcribe(
+    engine: &Engine,
+    model: &SpeechModel,
+    path: &Path,
+    req: &Request,
+    settings: &Settings,
+    ctx: &Arc<JobCtx>,
+    slots: &ComputeSlots,
+) -> Result<Transcript, TranscribeError> {
+    let forced = check_request(model, req)?;
+    let check = |ctx: &JobCtx| -> Result<(), TranscribeError> {
+        if ctx.is_cancelled() {
+            return Err(TranscribeError::Cancelled);
+        }
+        if settings.deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(TranscribeError::TimedOut(settings.max_job_secs));
+        }
+        Ok(())
+    };
+    let mut dec = Decoder::open(path, &settings.media)?;
+    let info = summary(dec.info());
+    let duration_hint = info.duration_secs.filter(|d| *d > 0.0);
+    if let Ok(mut m) = ctx.media.lock() {
+        *m = Some(info);
+    }
+
+    let vad_cfg = VadConfig {
+        threshold: settings.vad.threshold,
+        min_speech_ms: settings.vad.min_speech_ms,
+        min_silence_ms: settings.vad.min_silence_ms,
+        speech_pad_ms: settings.vad.speech_pad_ms,
+        max_speech_s: settings.vad.max_speech_secs,
+    };
+    let mut vad = match engine.vad() {
+        Some(v) if settings.vad.enabled => Some(v.stream(vad_cfg)),
+        _ => None,
+    };
+    let batch_max = (settings.decoding.batch_secs * SAMPLE_RATE as f32) as usize;
+    // Audio an open speech span may still need: its longest length plus padding and margin.
+    let keep = ((settings.vad.max_speech_secs + 2.0) * SAMPLE_RATE as f32) as u64
+        + u64::from(settings.vad.speech_pad_ms) * 16;
+
+    let mut run = Run {
+        model,
+        state: model.ctx.create_state()?,
+        req,
+        settings,
+        ctx,
+        slots,
+        language: forced.clone(),
+        segments: Vec::new(),
+        batch: Batch::default(),
+    };
+    let mut window = Window::default();
+    let mut chunk = Vec::with_capacity(CHUNK);
+    let mut last_span_end = 0u64;
+    let mut speech_samples = 0u64;
+    loop {
+        check(ctx)?;
+        chunk.clear();
+        let n = dec.read(&mut chunk, CHUNK.min(batch_max))?;
+        if n == 0 {
+            break;
+        }
+        let chunk_start = window.end();
+        window.pcm.extend_from_slice(&chunk);
+        let spans = match vad.as_mut() {
+            Some(v) => v.push(&chunk)?,
+            None => vec![SpeechSpan {
+                start: chunk_start,
+                end: chunk_start + n as u64,
+            }],
+        };
+        for span in spans {
+            tracing::debug!(start = span.start, end = span.end, "speech span");
+            speech_samples += span.end.saturating_sub(span.start);
+            run.add(&window, span, batch_max, &check)?;
+            last_span_end = last_span_end.max(span.end);
+        }
+        let pad = u64::from(settings.vad.speech_pad_ms) * 16;
+        window.drop_before(
+            last_span_end
+                .saturating_sub(pad)
+                .max(window.end().saturating_sub(keep)),
+        );
+        if let Some(d) = duration_hint {
+            ctx.set_progress((dec.position_secs() / d) as f32 * 0.99);
+        }
+    }
+    if let Some(v) = vad.take() {
+        for span in v.finish()? {
+            speech_samples += span.end.saturating_sub(span.start);
+            run.add(&window, span, batch_max, &check)?;
+        }
+    }
+    run.flush(&check)?;
+    let duration = dec.position_secs();
+    if duration <= 0.0 {
+        return Err(valise_media::MediaError::Empty {
+            detail: "no audio samples".into(),
+        }
+        .into());
+    }
+    ctx.set_progress(1.0);
+    let Run {
+        language, segments, ..
+    } = run;
+    Ok(Transcript {
+        language: language.unwrap_or_else(|| "und".into()),
+        language_probability: None,
+        task: if req.translate {
+            Task::Translate
+        } else {
+            Task::Transcribe
+        },
+        model: model.id.clone(),
+        duration,
+        speech_duration: speech_samples as f64 / SAMPLE_RATE as f64,
+        segments,
+    })
+}
+
+type Check<'c> = dyn Fn(&JobCtx) -> Result<(), TranscribeError> + 'c;
+
+impl Run<'_> {
+    fn add(
+        &mut self,
+        window: &Window,
+        span: SpeechSpan,
+        batch_max: usize,
+        check: &Check<'_>,
+    ) -> Result<(), TranscribeError> {
+        if span.start < window.base {
+            tracing::warn!(
+                lost = window.base - span.start,
+                "speech span starts before the kept window"
+            );
+        }
+        let pcm = window.slice(span.start, span.end);
+        let abs_start = span.start.max(window.base);
+        for (i, part) in pcm.chunks(batch_max).enumerate() {
+            if self.batch.would_exceed(part.len(), batch_max) {
+                self.flush(check)?;
+            }
+            self.batch.push(abs_start + (i * batch_max) as u64, part);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, check: &Check<'_>) -> Result<(), TranscribeError> {
+        if self.batch.pcm.is_empty() {
+            return Ok(());
+        }
+        // Whisper needs at least a second of input; pad very short speech with silence.
+        if self.batch.pcm.len() < SAMPLE_RATE {
+            self.batch.pcm.resize(SAMPLE_RATE + SAMPLE_RATE / 10, 0.0);
+        }
+        let turn = self.slots.acquire();
+        check(self.ctx)?;
+        let segs = self.whisper()?;
+        drop(turn);
+        self.segments.extend(segs);
+        self.batch.clear();
+        Ok(())
+    }
+
+    fn whisper(&mut self) -> Result<Vec<Segment>, TranscribeError> {
+        let dec = &self.settings.decoding;
+        let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        p.set_n_threads(self.settings.threads as i32);
+        p.set_translate(self.req.translate);
+        p.set_language(Some(self.language.as_deref().unwrap_or("auto")));
+        p.set_print_special(false);
+        p.set_print_progress(false);
+        p.set_print_realtime(false);
+        p.set_print_timestamps(false);
+        p.set_suppress_blank(true);
+        p.set_suppress_nst(true);
+        p.set_no_context(true);
+        if !dec.temperature_fallback {
+            p.set_temperature_inc(0.0);
+        }
+        let secs = self.batch.pcm.len() as f32 / SAMPLE_RATE as f32;
+        if dec.trim_audio_ctx && secs < 29.0 {
+            // whisper's encoder sees 30 s (1500 frames) whatever the input; for short input,
+            // encode only what is there plus a margin (large speed-up for short clips).
+            let ctx = ((secs / 30.0) * 1500.0).ceil() as i32 + 128;
+            p.set_audio_ctx(ctx.min(1500));
+        }
+        // whisper.cpp polls this between decoder steps, so a cancel or the deadline stops
+        // the computation within a fraction of a second. (The explicit boxed type matters:
+        // whisper-rs 0.16's trampoline is only sound for `F = Box<dyn FnMut() -> bool>`.)
+        let ctx = Arc::clone(self.ctx);
+        let deadline = self.settings.deadline;
+        p.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(Box::new(move || {
+            ctx.is_cancelled() || deadline.is_some_and(|d| Instant::now() > d)
+        })
+            as Box<dyn FnMut() -> bool>));
+
+        let started = Instant::now();
+        let result = self.state.full(p, &self.batch.pcm);
+        if self.ctx.is_cancelled() {
+            return Err(TranscribeError::Cancelled);
+        }
+        if self.settings.deadline.is_some_and(|d| Instant::now() > d) {
+            return Err(TranscribeError::TimedOut(self.settings.max_job_secs));
+        }
+        result?;
+        tracing::debug!(
+            audio_s = secs,
+            ms = started.elapsed().as_millis() as u64,
+            "batch transcribed"
+        );
+        if self.language.is_none() {
+            let id = self.state.full_lang_id_from_state();
+            self.language = whisper_rs::get_lang_str(id).map(str::to_string);
+        }
+        let eot = self.model.ctx.token_eot();
+        let mut out = Vec::new();
+        for seg in self.state.as_iter() {
+            let text = seg
+                .to_str_lossy()
+                .map(|t| t.into_owned())
+                .unwrap_or_default();
+            if text.trim().is_empty() {
+                continue;
+            }
+            let mut logp = 0.0f32;
+            let mut n = 0u32;
+            for i in 0..seg.n_tokens() {
+                if let Some(tok) = seg.get_token(i) {
+                    let data = tok.token_data();
+                    if data.id < eot {
+                        logp += data.plog;
+                        n += 1;
+                    }
+                }
+            }
+            let avg_logprob = if n > 0 { logp / n as f32 } else { 0.0 };
+            let no_speech_prob = seg.no_speech_probability();
+            // openai-whisper's rule: both signals together mean "this was not speech".
+            if no_speech_prob > 0.6 && avg_logprob < -1.0 {
+                continue;
+            }
+            let repetition = repetition_score(&text);
+            let mut doubts = Vec::new();
+            if no_speech_prob > 0.6 {
+                doubts.push(Doubt::NoSpeech);
+            }
+            if avg_logprob < -1.0 {
+                doubts.push(Doubt::LowConfidence);
+            }
+            if repetition > 0.4 {
+                doubts.push(Doubt::Repetition);
+            }
+            let t0 = (seg.start_timestamp().max(0) as usize) * SAMPLE_RATE / 100;
+            let t1 = (seg.end_timestamp().max(0) as usize) * SAMPLE_RATE / 100;
+            let start = self.batch.to_abs_secs(t0);
+            let end = self.batch.to_abs_secs(t1.max(t0)).max(start);
+            out.push(Segment {
+                id: (self.segments.len() + out.len()) as u32,
+                start,
+                end,
+                text: text.trim().to_string(),
+                confidence: avg_logprob.exp(),
+                avg_logprob,
+                no_speech_prob,
+                repetition,
+                doubts,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batch_times_map_back_to_the_recording() {
+        let mut b = Batch::default();
+        b.push(16_000, &[0.1; 16_000]); // 1..2 s
+        b.push(32_000, &[0.1; 8_000]); // touching: no gap
+        b.push(80_000, &[0.1; 16_000]); // 5..6 s, after a gap
+        assert_eq!(b.pieces.len(), 3);
+        assert_eq!(b.pcm.len(), 16_000 + 8_000 + GAP_SAMPLES + 16_000);
+        assert_eq!(b.to_abs_secs(0), 1.0);
+        assert_eq!(b.to_abs_secs(8_000), 1.5);
+        assert_eq!(b.to_abs_secs(20_000), 2.25);
+        // Inside the gap: the start of the next piece.
+        assert_eq!(b.to_abs_secs(24_000 + GAP_SAMPLES / 2), 5.0);
+        assert_eq!(b.to_abs_secs(24_000 + GAP_SAMPLES + 8_000), 5.5);
+        // Past the end: the end of the last piece.
+        assert_eq!(b.to_abs_secs(10_000_000), 6.0);
+    }
+
+    #[test]
+    fn window_keeps_absolute_positions() {
+        let mut w = Window::default();
+        w.pcm.extend((0..100).map(|i| i as f32));
+        w.drop_before(40);
+        assert_eq!(w.base, 40);
+        assert_eq!(w.slice(30, 45), &[40.0, 41.0, 42.0, 43.0, 44.0]);
+        assert_eq!(w.slice(95, 200), &[95.0, 96.0, 97.0, 98.0, 99.0]);
+        w.drop_before(1000);
+        assert_eq!((w.base, w.pcm.len()), (100, 0));
+    }
+}

@@ -1,0 +1,55 @@
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "valisectl", version, about = "Administer a Valise box")]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Transcribe a recording and print the result on standard output.
+    Transcribe(TranscribeArgs),
+    /// List the speech models installed.
+    Models(EngineArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct EngineArgs {
+    /// The engine's socket. Without this flag the default socket is used when a daemon
+    /// answers there, and the model runs in this process otherwise.
+    #[arg(long, env = "VALISE_TRANSCRIBE_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Model store root for in-process use (found automatically otherwise).
+    #[arg(long, env = "VALISE_MODEL_STORE")]
+    pub model_store: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TranscribeArgs {
+    /// The recording (WAV, FLAC, MP3, OGG/Opus, M4A/AAC, MP4, WebM...).
+    pub file: PathBuf,
+    /// Spoken language: `auto` to detect, or a code such as fr, en, es, ar.
+    #[arg(long, default_value = "auto")]
+    pub language: String,
+    /// Translate the speech to English (whisper's own translation).
+    #[arg(long)]
+    pub translate: bool,
+    /// Output format.
+    #[arg(long, default_value = "txt", value_parser = ["txt", "srt", "vtt", "json"])]
+    pub format: String,
+    /// Model id (see `valisectl models`); the multilingual base model by default.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// CPU threads for in-process use (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: u32,
+    /// Do not skip silence with voice activity detection (in-process only).
+    #[arg(long)]
+    pub no_vad: bool,
+    #[command(flatten)]
+    pub engine: EngineArgs,
+}
