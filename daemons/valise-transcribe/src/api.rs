@@ -103,6 +103,20 @@ async fn result(
     }
 }
 
+/// A refused upload is read (and thrown away) up to this much further, so a client that is
+/// still sending gets the 413 answer rather than a broken pipe. Beyond it the connection is cut.
+const DRAIN_MAX: u64 = 32 << 20;
+
+async fn drain(mut body: Body, max: u64) {
+    let mut n = 0u64;
+    while let Some(Ok(frame)) = body.frame().await {
+        n += frame.data_ref().map_or(0, |d| d.len() as u64);
+        if n > max {
+            break;
+        }
+    }
+}
+
 /// `POST /v1/jobs?language=..&translate=..&model=..` with the media file as the body.
 /// Options and capacity are checked first; the body is streamed to the spool with the size
 /// limit enforced as it arrives, so an oversized upload costs at most the limit in disk and
@@ -143,6 +157,9 @@ async fn submit_inner(
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > limit {
+            if len - limit <= DRAIN_MAX {
+                drain(body, DRAIN_MAX).await;
+            }
             return Err(too_large(len));
         }
     }
@@ -180,6 +197,9 @@ async fn submit_inner(
     drop(file);
     if let Err(f) = copy {
         let _ = tokio::fs::remove_file(&path).await;
+        if f.0.code == "too_large" {
+            drain(body, DRAIN_MAX).await;
+        }
         return Err(f);
     }
     if written == 0 {

@@ -27,10 +27,31 @@ async fn daemon(engine: &EngineArgs) -> anyhow::Result<Option<Client>> {
             Ok(Some(c))
         }
         None => {
-            let c = Client::new(DEFAULT_SOCKET);
-            Ok(c.is_up().await.then_some(c))
+            for socket in candidate_sockets() {
+                let c = Client::new(socket);
+                if c.is_up().await {
+                    return Ok(Some(c));
+                }
+            }
+            Ok(None)
         }
     }
+}
+
+/// The box's socket, then the one `scripts/run` starts in a checkout (found from the current
+/// directory upwards, like the dev model store).
+fn candidate_sockets() -> Vec<PathBuf> {
+    let mut v = vec![PathBuf::from(DEFAULT_SOCKET)];
+    if let Ok(cwd) = std::env::current_dir() {
+        for dir in cwd.ancestors() {
+            let s = dir.join(".valise/data/run/transcribe.sock");
+            if s.exists() {
+                v.push(s);
+                break;
+            }
+        }
+    }
+    v
 }
 
 fn local_config(engine: &EngineArgs, model: Option<&str>, threads: u32, vad: bool) -> Config {

