@@ -30,8 +30,16 @@ pub fn detect_sink() -> Sink {
 /// Installs the global subscriber for process `name`. Safe to call more than once (later calls
 /// do nothing), which keeps tests that start daemons in-process simple.
 pub fn init(name: &'static str) -> Sink {
-    let filter = EnvFilter::try_from_env("VALISE_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,ort=warn,whisper_rs=warn"));
+    init_with_level(name, "info")
+}
+
+/// Like [`init`], with another default level (command-line tools print only warnings).
+pub fn init_with_level(name: &'static str, level: &str) -> Sink {
+    // Libraries that log at info (ONNX Runtime's session set-up, whisper.cpp's model load) or
+    // at error for what is only bad user input (symphonia's probe) are quietened; our own
+    // code reports those outcomes itself.
+    let default = format!("{level},ort=warn,whisper_rs=warn,symphonia_core=off");
+    let filter = EnvFilter::try_from_env("VALISE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let sink = detect_sink();
     let registry = tracing_subscriber::registry().with(filter);
     match sink {

@@ -20,7 +20,7 @@ use symphonia_adapter_libopus::OpusDecoder;
 
 use crate::error::MediaError;
 use crate::resample::MonoResampler;
-use crate::{Limits, MediaInfo, TARGET_SAMPLE_RATE};
+use crate::{Limits, MIN_SAMPLE_RATE, MediaInfo, TARGET_SAMPLE_RATE};
 
 /// Give up after this many packets in a row that fail to demux or decode.
 const MAX_CONSECUTIVE_ERRORS: u32 = 200;
@@ -320,6 +320,7 @@ impl Decoder {
                     return Err(MediaError::UnsupportedAudioParams {
                         what: "channel count",
                         value: n as u64,
+                        min: 1,
                         max: u64::from(limits.max_channels),
                     });
                 }
@@ -333,10 +334,11 @@ impl Decoder {
                     "the audio track declares sample rate 0",
                 ));
             }
-            Some(rate) if rate > limits.max_sample_rate => {
+            Some(rate) if !(MIN_SAMPLE_RATE..=limits.max_sample_rate).contains(&rate) => {
                 return Err(MediaError::UnsupportedAudioParams {
                     what: "sample rate",
                     value: u64::from(rate),
+                    min: u64::from(MIN_SAMPLE_RATE),
                     max: u64::from(limits.max_sample_rate),
                 });
             }
@@ -557,13 +559,15 @@ impl Decoder {
             return Err(MediaError::UnsupportedAudioParams {
                 what: "channel count",
                 value: channels as u64,
+                min: 1,
                 max: u64::from(self.limits.max_channels),
             });
         }
-        if rate > self.limits.max_sample_rate {
+        if !(MIN_SAMPLE_RATE..=self.limits.max_sample_rate).contains(&rate) {
             return Err(MediaError::UnsupportedAudioParams {
                 what: "sample rate",
                 value: u64::from(rate),
+                min: u64::from(MIN_SAMPLE_RATE),
                 max: u64::from(self.limits.max_sample_rate),
             });
         }

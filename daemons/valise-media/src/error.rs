@@ -56,14 +56,17 @@ pub enum MediaError {
         container: String,
     },
 
-    /// The stream declares a channel count or sample rate beyond the configured limits.
-    #[error("{what} of {value} is not supported (maximum {max})")]
+    /// The stream declares (or decodes to) a channel count or sample rate outside the accepted
+    /// range.
+    #[error("{what} of {value} is not supported (accepted: {min}..={max})")]
     UnsupportedAudioParams {
         /// `"channel count"` or `"sample rate"`.
         what: &'static str,
         /// The declared value.
         value: u64,
-        /// The configured maximum.
+        /// Smallest accepted value.
+        min: u64,
+        /// Largest accepted value (the configured limit).
         max: u64,
     },
 

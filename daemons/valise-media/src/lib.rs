@@ -52,6 +52,11 @@ pub use symphonia::core::io::MediaSource;
 /// Sample rate of the decoded output, in Hz (what whisper expects).
 pub const TARGET_SAMPLE_RATE: u32 = 16_000;
 
+/// Lowest accepted source sample rate, in Hz. Real recordings start around 4–8 kHz; below this
+/// the 16 kHz upsampling ratio (and the resampler's buffers) would be unreasonable, so such a
+/// stream is rejected with `unsupported_audio_params`.
+pub const MIN_SAMPLE_RATE: u32 = 1_000;
+
 /// Resource limits applied to one input file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {

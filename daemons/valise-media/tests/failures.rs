@@ -221,7 +221,10 @@ fn wav_header_claims_huge_data_length() {
 #[test]
 fn wav_absurd_channel_counts_and_rates() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [(&str, u16, u32, &str); 6] = [
+    let cases: [(&str, u16, u32, &str); 8] = [
+        // Upsampling 1 Hz to 16 kHz would need absurd resampler buffers.
+        ("rate-1hz.wav", 1, 1, "unsupported_audio_params"),
+        ("rate-999hz.wav", 1, 999, "unsupported_audio_params"),
         ("zero-channels.wav", 0, 16000, "corrupt"),
         // WAV cannot express that many positioned channels. (In debug builds symphonia even
         // overflows a u16 here and panics; the panic guard turns that into `corrupt` too.)

@@ -151,17 +151,15 @@ async fn submit_inner(
             format!("the file is larger than the {limit} bytes allowed ({n} bytes or more)"),
         ))
     };
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        if len > limit {
-            if len - limit <= DRAIN_MAX {
-                drain(body, DRAIN_MAX).await;
-            }
-            return Err(too_large(len));
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(len) = declared.filter(|len| *len > limit) {
+        if len - limit <= DRAIN_MAX {
+            drain(body, DRAIN_MAX).await;
         }
+        return Err(too_large(len));
     }
     let id = uuid::Uuid::new_v4().simple().to_string();
     let path = svc.spool_path(&id);

@@ -6,7 +6,7 @@ mod transcribe;
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    valise_log::init("valisectl");
+    valise_log::init_with_level("valisectl", "warn");
     let args = args::Args::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

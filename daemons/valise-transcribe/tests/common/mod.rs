@@ -1,6 +1,6 @@
 //! Shared by the integration tests: the real dev model store, real recordings, and an engine
 //! served in-process on a temporary Unix socket.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
