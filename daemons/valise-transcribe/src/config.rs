@@ -169,4 +169,11 @@ mod tests {
         let bad: Result<Config, _> = toml::from_str("[limits]\nmax_file_sise = 3\n");
         assert!(bad.is_err());
     }
+
+    #[test]
+    fn the_shipped_example_is_the_documented_default() {
+        let text = include_str!("../../../systemd/valise-transcribe.toml");
+        let c: Config = toml::from_str(text).unwrap();
+        assert_eq!(c, Config::default());
+    }
 }

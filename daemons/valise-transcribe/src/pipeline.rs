@@ -124,6 +124,8 @@ pub fn check_request(
                 language: "translate".into(),
             });
         }
+        // An English-only model has no language detection: what it hears is English.
+        return Ok(Some("en".into()));
     }
     Ok(forced)
 }

@@ -1,0 +1,100 @@
+//! Helpers for the end-to-end tests: locating the workspace's built binaries and the dev model
+//! store, and running processes with a deadline.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+pub const HINT: &str = "run scripts/setup, then build the workspace (scripts/test does both)";
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// A binary built by this workspace, next to the test executable's directory.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let p = dir.join(name);
+    assert!(p.exists(), "{} is not built: {HINT}", p.display());
+    p
+}
+
+pub fn store() -> PathBuf {
+    let p = repo().join(".valise/models");
+    assert!(
+        p.join("current/manifest.toml").exists(),
+        "no model store: {HINT}"
+    );
+    p
+}
+
+pub fn testdata(name: &str) -> PathBuf {
+    let dir = std::env::var_os("VALISE_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/valise/testdata"));
+    let p = dir.join(name);
+    assert!(p.exists(), "missing {}: {HINT}", p.display());
+    p
+}
+
+/// Runs `cmd` to completion, killing it after `limit`.
+pub fn run_with_limit(cmd: &mut Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "{cmd:?} ran past {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for `path` to exist (a socket appearing), while `child` is still alive.
+pub fn wait_for_socket(child: &mut Child, path: &Path, limit: Duration) {
+    let start = Instant::now();
+    while !path.exists() {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the daemon exited early: {status}");
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no socket at {} after {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Lower-case words without punctuation.
+pub fn words(s: &str) -> String {
+    s.to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '\'' {
+                c
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
