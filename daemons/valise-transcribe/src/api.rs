@@ -37,9 +37,13 @@ impl IntoResponse for Failure {
             "too_large" | "too_long" => StatusCode::PAYLOAD_TOO_LARGE,
             "busy" => StatusCode::SERVICE_UNAVAILABLE,
             "bad_request" => StatusCode::BAD_REQUEST,
-            "unsupported_format" | "unsupported_codec" | "no_audio_track" | "corrupt" | "empty" => {
-                StatusCode::UNPROCESSABLE_ENTITY
-            }
+            "unsupported_format"
+            | "unsupported_codec"
+            | "unsupported_audio_params"
+            | "no_audio_track"
+            | "corrupt"
+            | "truncated"
+            | "empty" => StatusCode::UNPROCESSABLE_ENTITY,
             "cancelled" => StatusCode::GONE,
             "model_unavailable" => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
