@@ -110,6 +110,60 @@ async fn transcribes_real_speech_in_every_format_and_survives_bad_input() {
         0
     );
 
+    // Pure silence and pure noise are not errors: a transcript with nothing (or nothing
+    // trustworthy) in it, never whisper's hallucinated "Thank you." over silence.
+    let silence = dir.path().join("silence.wav");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "anullsrc=r=44100:cl=stereo",
+        "-t",
+        "20",
+        silence.to_str().unwrap(),
+    ]);
+    let noise = dir.path().join("noise.ogg");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "anoisesrc=color=white:amplitude=0.1:r=16000",
+        "-t",
+        "15",
+        "-c:a",
+        "libvorbis",
+        noise.to_str().unwrap(),
+    ]);
+    for (file, secs) in [(&silence, 20.0), (&noise, 15.0)] {
+        let j = c.submit_file(file, &opts("auto")).await.unwrap();
+        let j = c.wait(&j.id, |_| {}).await.unwrap();
+        assert_eq!(j.state, JobState::Done, "{j:?}");
+        let t: Transcript =
+            serde_json::from_str(&c.result(&j.id, Format::Json).await.unwrap()).unwrap();
+        assert!((t.duration - secs).abs() < 0.5, "{t:?}");
+        assert!(t.speech_duration < 1.0, "{file:?}: {t:?}");
+        assert!(
+            t.segments.iter().all(|s| !s.doubts.is_empty()),
+            "{file:?}: {t:?}"
+        );
+    }
+
+    // A WAV cut in the middle: what could be decoded is transcribed, or a clear error.
+    let jfk_bytes = std::fs::read(testdata("jfk.wav")).unwrap();
+    let cut = c
+        .submit_bytes(jfk_bytes[..jfk_bytes.len() / 2].to_vec(), &opts("en"))
+        .await
+        .unwrap();
+    let cut = c.wait(&cut.id, |_| {}).await.unwrap();
+    match cut.state {
+        JobState::Done => {
+            let t = c.result(&cut.id, Format::Txt).await.unwrap();
+            assert!(words(&t).contains("my fellow americans"), "{t}");
+        }
+        JobState::Failed => assert_eq!(cut.error.unwrap().code, "truncated"),
+        other => panic!("{other:?}"),
+    }
+
     // Still serving.
     let again = c
         .submit_file(&testdata("jfk.wav"), &opts("auto"))
@@ -117,7 +171,7 @@ async fn transcribes_real_speech_in_every_format_and_survives_bad_input() {
         .unwrap();
     let again = c.wait(&again.id, |_| {}).await.unwrap();
     assert_eq!(again.state, JobState::Done);
-    assert_eq!(c.jobs().await.unwrap().len(), 3);
+    assert_eq!(c.jobs().await.unwrap().len(), 6);
     srv.stop().await.unwrap();
 }
 
