@@ -147,15 +147,7 @@ impl Client {
             stream,
             Frame::data,
         )));
-        let (status, bytes) = self
-            .send(
-                Method::POST,
-                &format!("/v1/jobs?{}", query(opts)),
-                body,
-                Some(len),
-            )
-            .await?;
-        decode(status, &bytes)
+        self.submit(body, len, opts).await
     }
 
     /// Submits bytes held in memory (tests, small clips).
@@ -166,14 +158,17 @@ impl Client {
     ) -> Result<JobStatus, ClientError> {
         let len = data.len() as u64;
         let body = BodyExt::boxed(Full::new(Bytes::from(data)).map_err(|never| match never {}));
-        let (status, bytes) = self
-            .send(
-                Method::POST,
-                &format!("/v1/jobs?{}", query(opts)),
-                body,
-                Some(len),
-            )
-            .await?;
+        self.submit(body, len, opts).await
+    }
+
+    async fn submit(
+        &self,
+        body: Body,
+        len: u64,
+        opts: &JobOptions,
+    ) -> Result<JobStatus, ClientError> {
+        let uri = format!("/v1/jobs?{}", query(opts));
+        let (status, bytes) = self.send(Method::POST, &uri, body, Some(len)).await?;
         decode(status, &bytes)
     }
 
