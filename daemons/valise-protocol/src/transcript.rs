@@ -101,6 +101,15 @@ pub enum Format {
 }
 
 impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Txt => "txt",
+            Self::Srt => "srt",
+            Self::Vtt => "vtt",
+            Self::Json => "json",
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             Self::Txt => "text/plain; charset=utf-8",

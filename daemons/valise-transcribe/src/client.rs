@@ -174,12 +174,7 @@ impl Client {
 
     /// The rendered result of a finished job.
     pub async fn result(&self, id: &str, format: Format) -> Result<String, ClientError> {
-        let f = match format {
-            Format::Txt => "txt",
-            Format::Srt => "srt",
-            Format::Vtt => "vtt",
-            Format::Json => "json",
-        };
+        let f = format.as_str();
         let (status, bytes) = self
             .send(
                 Method::GET,
