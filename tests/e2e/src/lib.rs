@@ -1,5 +1,6 @@
-//! Helpers for the end-to-end tests: locating the workspace's built binaries and the dev model
-//! store, and running processes with a deadline.
+//! Helpers for the tests that need the real world: the dev model store, real recordings,
+//! ffmpeg-made fixtures, the workspace's built binaries, processes run with a deadline. Crates'
+//! own integration tests use it too (as a dev-dependency), so there is one way to find things.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -24,8 +25,11 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
+/// The dev model store (`$VALISE_MODEL_STORE`, else `.valise/models` in the checkout).
 pub fn store() -> PathBuf {
-    let p = repo().join(".valise/models");
+    let p = std::env::var_os("VALISE_MODEL_STORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".valise/models"));
     assert!(
         p.join("current/manifest.toml").exists(),
         "no model store: {HINT}"
@@ -80,6 +84,21 @@ pub fn wait_for_socket(child: &mut Child, path: &Path, limit: Duration) {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Runs `ffmpeg -y -hide_banner -loglevel error -nostdin <args>` (Debian's) to make a fixture;
+/// fails the test with ffmpeg's stderr, or a clear message when it is not installed.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ffmpeg ({e}): {HINT}"));
+    assert!(
+        out.status.success(),
+        "ffmpeg {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Lower-case words without punctuation.

@@ -2,38 +2,13 @@
 //! served in-process on a temporary Unix socket.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use valise_transcribe::client::Client;
 use valise_transcribe::{Config, Engine, Service};
 
-pub const HINT: &str = "run scripts/setup first (it fetches the real models and test recordings)";
-
-pub fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-pub fn store() -> PathBuf {
-    let p = std::env::var_os("VALISE_MODEL_STORE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".valise/models"));
-    assert!(
-        p.join("current/manifest.toml").exists(),
-        "no model store at {}: {HINT}",
-        p.display()
-    );
-    p
-}
-
-pub fn testdata(name: &str) -> PathBuf {
-    let dir = std::env::var_os("VALISE_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/valise/testdata"));
-    let p = dir.join(name);
-    assert!(p.exists(), "missing {}: {HINT}", p.display());
-    p
-}
+pub use valise_e2e::{ffmpeg, store, testdata, words};
 
 pub fn config(dir: &Path, model: &str) -> Config {
     Config {
@@ -88,35 +63,4 @@ pub async fn start(config: Config) -> Running {
         stop: Some(tx),
         task,
     }
-}
-
-/// Lower-case words, punctuation dropped: enough to compare a transcript with a reference.
-pub fn words(s: &str) -> String {
-    s.to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || c == '\'' {
-                c
-            } else {
-                ' '
-            }
-        })
-        .collect::<String>()
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Runs ffmpeg (Debian's) to make a fixture; panics with its stderr on failure.
-pub fn ffmpeg(args: &[&str]) {
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg is installed (scripts/install-deps)");
-    assert!(
-        out.status.success(),
-        "ffmpeg {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
