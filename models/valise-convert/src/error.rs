@@ -166,6 +166,28 @@ pub enum ConvertError {
         block: usize,
     },
 
+    /// A Marian binary model file is malformed (bad header, bad item table, data
+    /// outside the file, a type or size that does not add up, ...).
+    #[error("{path}: malformed Marian model at byte {offset}: {reason}", path = .path.display())]
+    MarianFormat {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+
+    /// The Marian model is well formed but its architecture (special:model.yml, item
+    /// types) is not the transformer + SSRU student layout this converter knows.
+    #[error("{path}: unsupported Marian model: {reason}", path = .path.display())]
+    MarianUnsupported { path: PathBuf, reason: String },
+
+    /// A binary lexical shortlist (`lex.*.s2t.bin`) is malformed.
+    #[error("{path}: malformed binary shortlist: {reason}", path = .path.display())]
+    Shortlist { path: PathBuf, reason: String },
+
+    /// A SentencePiece vocabulary (`vocab.*.spm`) is malformed or does not fit the model.
+    #[error("{path}: bad SentencePiece vocabulary: {reason}", path = .path.display())]
+    Vocabulary { path: PathBuf, reason: String },
+
     /// A value does not fit the 32-bit signed fields of the GGML header.
     #[error("{what} = {value} does not fit a GGML i32 field")]
     TooLarge { what: String, value: u64 },

@@ -1,4 +1,5 @@
-//! valise-convert: CTranslate2 whisper models → whisper.cpp GGML files.
+//! valise-convert: CTranslate2 whisper models → whisper.cpp GGML files, and Marian
+//! (Bergamot) translation models → ONNX graphs ([`marian`], see `MARIAN.md`).
 //!
 //! The central team receives whisper models in CTranslate2 format
 //! (faster-whisper's `model.bin`) and ships whisper.cpp GGML files to the
@@ -23,10 +24,12 @@ pub mod assets;
 pub mod ct2;
 mod error;
 pub mod ggml;
+pub mod marian;
 pub mod quant;
 mod whisper;
 
 pub use error::ConvertError;
+pub use marian::{MarianOptions, MarianReport, WeightType, convert_marian};
 pub use whisper::{
     ConvertOptions, EnglishOnly, MULTILINGUAL_MIN_VOCAB, OutType, Report, SUPPORTED_SPEC_REVISIONS,
     WHISPER_SPEC, convert_whisper,

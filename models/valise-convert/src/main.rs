@@ -6,10 +6,16 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use valise_convert::{ConvertOptions, EnglishOnly, OutType, convert_whisper};
+use valise_convert::{
+    ConvertOptions, EnglishOnly, MarianOptions, OutType, WeightType, convert_marian,
+    convert_whisper,
+};
 
 #[derive(Debug, Parser)]
-#[command(version, about = "Convert speech models for the Valise appliance")]
+#[command(
+    version,
+    about = "Convert speech and translation models for the Valise appliance"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,6 +41,39 @@ enum Command {
         #[arg(long, value_enum, default_value_t = EnglishArg::Auto)]
         english_only: EnglishArg,
     },
+    /// Marian (Bergamot) translation model → ONNX encoder + one-step decoder.
+    Marian {
+        /// Marian binary model (model.*.intgemm.alphas.bin or a float model.*.bin).
+        #[arg(long, value_name = "model.bin")]
+        model: PathBuf,
+        /// SentencePiece vocabulary shared by source and target.
+        #[arg(long, value_name = "vocab.spm")]
+        vocab: PathBuf,
+        /// Binary lexical shortlist (lex.*.s2t.bin).
+        #[arg(long, value_name = "lex.s2t.bin")]
+        shortlist: PathBuf,
+        /// tokenizer.json to copy along (default: the one next to the vocabulary, if any).
+        #[arg(long, value_name = "tokenizer.json")]
+        tokenizer: Option<PathBuf>,
+        /// Output directory.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Weight storage: int8 (the source's int8 values + DequantizeLinear) or f32.
+        #[arg(long, value_enum, default_value_t = WeightsArg::Int8)]
+        weights: WeightsArg,
+        /// Source language code (default: from a model.XXYY.* file name).
+        #[arg(long)]
+        src_lang: Option<String>,
+        /// Target language code (default: from a model.XXYY.* file name).
+        #[arg(long)]
+        trg_lang: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum WeightsArg {
+    F32,
+    Int8,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -90,6 +129,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let start = Instant::now();
             let report = convert_whisper(&opts)
                 .with_context(|| format!("converting {}", opts.ct2.display()))?;
+            print!("{report}");
+            println!("time:       {:.2} s", start.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Command::Marian {
+            model,
+            vocab,
+            shortlist,
+            tokenizer,
+            out,
+            weights,
+            src_lang,
+            trg_lang,
+        } => {
+            let opts = MarianOptions {
+                model,
+                vocab,
+                shortlist,
+                tokenizer,
+                out,
+                weights: match weights {
+                    WeightsArg::F32 => WeightType::F32,
+                    WeightsArg::Int8 => WeightType::Int8,
+                },
+                src_lang,
+                trg_lang,
+            };
+            let start = Instant::now();
+            let report = convert_marian(&opts)
+                .with_context(|| format!("converting {}", opts.model.display()))?;
             print!("{report}");
             println!("time:       {:.2} s", start.elapsed().as_secs_f64());
             Ok(())
