@@ -39,7 +39,8 @@ pub struct ModelEntry {
     pub id: String,
     pub kind: ModelKind,
     pub family: String,
-    /// ISO codes, or `multilingual` for models that know many.
+    /// ISO codes, or `multilingual` for models that know many. Translation models (one
+    /// direction each) list exactly `[source, target]`.
     pub languages: Vec<String>,
     pub runtime: String,
     pub precision: String,

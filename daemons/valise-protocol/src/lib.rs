@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod transcript;
+pub mod translate;
 
 pub use api::{ApiError, Health, JobOptions, JobState, JobStatus, MediaSummary, ModelInfo};
 pub use transcript::{Doubt, Format, Segment, Task, Transcript};

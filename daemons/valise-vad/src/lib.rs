@@ -46,7 +46,9 @@ mod segmenter;
 
 pub use error::VadError;
 pub use model::{VadModel, VadStream, speech_spans};
-pub use runtime::{SYSTEM_ONNXRUNTIME, find_onnxruntime, init_onnxruntime, onnxruntime_path};
+pub use runtime::{
+    SYSTEM_ONNXRUNTIME, find_onnxruntime, init_onnxruntime, onnx_environment, onnxruntime_path,
+};
 pub use segmenter::{Segmenter, spans_from_probabilities};
 
 /// The only sample rate the VAD takes (mono).

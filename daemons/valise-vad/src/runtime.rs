@@ -30,6 +30,13 @@ pub fn init_onnxruntime(dylib: &Path) -> Result<(), VadError> {
     environment_from(dylib).map(|_| ())
 }
 
+/// The process's ONNX Runtime environment, once [`init_onnxruntime`] has succeeded: other
+/// engines of the process (valise-translate) build their sessions on it, since `ort` allows
+/// only one.
+pub fn onnx_environment() -> Option<&'static Environment> {
+    ENV.get().map(|(env, _)| env)
+}
+
 /// The path of the library the environment was created from, if it was.
 pub fn onnxruntime_path() -> Option<&'static Path> {
     ENV.get().map(|(_, path)| path.as_path())

@@ -15,6 +15,28 @@ pub enum Command {
     Transcribe(TranscribeArgs),
     /// List the speech models installed.
     Models(EngineArgs),
+    /// Translate text (a file, or standard input) and print it on standard output, line for
+    /// line.
+    Translate(TranslateArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TranslateArgs {
+    /// Text file (UTF-8); standard input when absent.
+    pub file: Option<PathBuf>,
+    /// Source language: `auto` to detect, or a code such as en, pt.
+    #[arg(long = "from", default_value = "auto")]
+    pub from: String,
+    /// Target language, e.g. pt or en.
+    #[arg(long = "to")]
+    pub to: String,
+    /// The translation engine's socket. Without this flag the default socket is used when a
+    /// daemon answers there, and the models run in this process otherwise.
+    #[arg(long, env = "VALISE_TRANSLATE_SOCKET")]
+    pub socket: Option<PathBuf>,
+    /// Model store root for in-process use (found automatically otherwise).
+    #[arg(long, env = "VALISE_MODEL_STORE")]
+    pub model_store: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]

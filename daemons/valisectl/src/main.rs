@@ -2,6 +2,7 @@
 
 mod args;
 mod transcribe;
+mod translate;
 
 use clap::Parser;
 
@@ -23,6 +24,7 @@ fn main() -> std::process::ExitCode {
         match args.command {
             args::Command::Transcribe(t) => transcribe::run(t).await,
             args::Command::Models(m) => transcribe::models(m).await,
+            args::Command::Translate(t) => translate::run(t).await,
         }
     });
     match outcome {

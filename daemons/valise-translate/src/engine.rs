@@ -1,0 +1,374 @@
+//! The engine: every installed translation model loaded once, the routes between languages
+//! (direct, or through English), and the text pipeline
+//! (clean → segment → split long → batch → translate → reassemble).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use valise_models::{ModelKind, Store};
+use valise_protocol::translate::{
+    Detection, LanguagePair, Languages, SentenceError, TranslateRequest, TranslateResponse,
+};
+
+use crate::detect::LanguageDetector;
+use crate::model::{Decoded, MarianModel};
+use crate::segment::{Piece, split_long, split_sentences, strip_controls};
+use crate::{Config, TranslateError};
+
+/// The language every pivot goes through.
+pub const PIVOT: &str = "en";
+
+#[derive(Debug)]
+pub struct Engine {
+    models: Vec<Arc<MarianModel>>,
+    detector: LanguageDetector,
+    config: Config,
+}
+
+fn model_file(store: &Store, id: &str, i: usize) -> Result<PathBuf, TranslateError> {
+    let entry = store.get(id)?;
+    store.check_sizes(entry)?;
+    store
+        .file(entry, i)
+        .ok_or_else(|| TranslateError::ModelLoad {
+            path: store.slot().join(id),
+            message: "the manifest lists no file".into(),
+        })
+}
+
+impl Engine {
+    /// Opens the store (configured or discovered), loads ONNX Runtime from it and every
+    /// translation model it holds.
+    pub fn load(config: &Config) -> Result<Self, TranslateError> {
+        let store = match &config.model_store {
+            Some(root) => Store::open(root)?,
+            None => Store::discover()?,
+        };
+        let runtime = store
+            .default_of(ModelKind::Runtime)
+            .ok_or_else(|| TranslateError::ModelLoad {
+                path: store.slot().to_path_buf(),
+                message: "no ONNX Runtime library in the store".into(),
+            })?
+            .id
+            .clone();
+        valise_vad::init_onnxruntime(&model_file(&store, &runtime, 0)?)?;
+        let mut dirs = Vec::new();
+        for entry in store.catalog().of_kind(ModelKind::Translation) {
+            // The model's directory: the parent of its first file (model.toml).
+            let first = model_file(&store, &entry.id, 0)?;
+            let dir = first.parent().unwrap_or(Path::new(".")).to_path_buf();
+            dirs.push((entry.id.clone(), dir));
+        }
+        Self::from_dirs(&dirs, config)
+    }
+
+    /// Loads the given converter output directories (ONNX Runtime already initialised).
+    pub fn from_dirs(dirs: &[(String, PathBuf)], config: &Config) -> Result<Self, TranslateError> {
+        let mut models = Vec::new();
+        for (id, dir) in dirs {
+            let m = MarianModel::load(id, dir, config.workers_per_model as usize)?;
+            tracing::info!(model = %id, from = %m.meta.src_lang, to = %m.meta.trg_lang, "translation model loaded");
+            models.push(Arc::new(m));
+        }
+        if models.is_empty() {
+            return Err(TranslateError::NoModels);
+        }
+        let sources: Vec<String> = models.iter().map(|m| m.meta.src_lang.clone()).collect();
+        let detector = LanguageDetector::new(sources.iter().map(String::as_str));
+        Ok(Self {
+            models,
+            detector,
+            config: config.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn model_ids(&self) -> Vec<String> {
+        self.models.iter().map(|m| m.id.clone()).collect()
+    }
+
+    fn direct(&self, source: &str, target: &str) -> Option<&Arc<MarianModel>> {
+        self.models
+            .iter()
+            .find(|m| m.meta.src_lang == source && m.meta.trg_lang == target)
+    }
+
+    /// The models to run, in order: one (direct) or two (through English).
+    pub fn route(
+        &self,
+        source: &str,
+        target: &str,
+    ) -> Result<Vec<Arc<MarianModel>>, TranslateError> {
+        if let Some(m) = self.direct(source, target) {
+            return Ok(vec![m.clone()]);
+        }
+        if source != PIVOT
+            && target != PIVOT
+            && let (Some(a), Some(b)) = (self.direct(source, PIVOT), self.direct(PIVOT, target))
+        {
+            return Ok(vec![a.clone(), b.clone()]);
+        }
+        Err(TranslateError::UnsupportedPair {
+            from: source.chars().take(16).collect(),
+            to: target.chars().take(16).collect(),
+            available: self
+                .languages()
+                .pairs
+                .iter()
+                .map(|p| format!("{}→{}", p.source, p.target))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Every pair the installed models can do, direct ones first.
+    pub fn languages(&self) -> Languages {
+        let langs: BTreeSet<&str> = self
+            .models
+            .iter()
+            .flat_map(|m| [m.meta.src_lang.as_str(), m.meta.trg_lang.as_str()])
+            .collect();
+        let mut pairs = Vec::new();
+        for &s in &langs {
+            for &t in &langs {
+                if s == t {
+                    continue;
+                }
+                let route = if let Some(m) = self.direct(s, t) {
+                    Some(vec![m])
+                } else if s != PIVOT && t != PIVOT {
+                    self.direct(s, PIVOT)
+                        .zip(self.direct(PIVOT, t))
+                        .map(|(a, b)| vec![a, b])
+                } else {
+                    None
+                };
+                if let Some(r) = route {
+                    pairs.push(LanguagePair {
+                        source: s.to_owned(),
+                        target: t.to_owned(),
+                        pivot: r.len() > 1,
+                        models: r.iter().map(|m| m.id.clone()).collect(),
+                    });
+                }
+            }
+        }
+        pairs.sort_by_key(|p| p.pivot);
+        Languages { pairs }
+    }
+
+    pub fn detect(&self, text: &str) -> Result<Detection, TranslateError> {
+        let text = strip_controls(text);
+        if text.trim().is_empty() {
+            return Err(TranslateError::Empty);
+        }
+        let (language, confidence) = self.detector.detect(&text)?;
+        Ok(Detection {
+            language,
+            confidence,
+        })
+    }
+
+    fn check_code(&self, code: &str) -> Result<(), TranslateError> {
+        let known = self
+            .models
+            .iter()
+            .any(|m| m.meta.src_lang == code || m.meta.trg_lang == code);
+        if known {
+            Ok(())
+        } else {
+            Err(TranslateError::UnknownLanguage(
+                code.chars().take(16).collect(),
+            ))
+        }
+    }
+
+    /// Translates a request (blocking: run it off the async runtime). Stops with `timed_out`
+    /// once `limits.max_request_secs` have passed (checked between batches).
+    pub fn translate(&self, req: &TranslateRequest) -> Result<TranslateResponse, TranslateError> {
+        let deadline =
+            Instant::now() + std::time::Duration::from_secs(self.config.limits.max_request_secs);
+        let chars = req.text.chars().count();
+        if chars > self.config.limits.max_chars {
+            return Err(TranslateError::TooLong {
+                chars,
+                max: self.config.limits.max_chars,
+            });
+        }
+        let text = strip_controls(&req.text);
+        if text.trim().is_empty() {
+            return Err(TranslateError::Empty);
+        }
+        let target = req.target.trim().to_ascii_lowercase();
+        self.check_code(&target)?;
+        let source = match req.source.trim().to_ascii_lowercase().as_str() {
+            // Only languages with a route to the target are candidates, so a short text is
+            // never "detected" as the target itself (2 of the 50 short English UI strings of
+            // the fixtures score as Portuguese when both are allowed).
+            "auto" | "" => {
+                let candidates: Vec<&str> = self
+                    .detector
+                    .codes()
+                    .into_iter()
+                    .filter(|c| *c != target && self.route(c, &target).is_ok())
+                    .collect();
+                if candidates.is_empty() {
+                    return Err(self.route("auto", &target).err().unwrap_or(
+                        TranslateError::Undetected {
+                            installed: String::new(),
+                        },
+                    ));
+                }
+                LanguageDetector::new(candidates).detect(&text)?.0
+            }
+            code => {
+                self.check_code(code)?;
+                code.to_owned()
+            }
+        };
+        if source == target {
+            return Err(TranslateError::BadRequest(format!(
+                "source and target are both {source:?}"
+            )));
+        }
+        let route = self.route(&source, &target)?;
+
+        // Segment, then split over-long sentences with the first model's tokenizer.
+        let first = &route[0];
+        let max_tokens = self.config.limits.max_sentence_tokens;
+        let offsets = |s: &str| first.token_offsets(s).unwrap_or_default();
+        let mut pieces: Vec<Piece> = Vec::new();
+        let mut sentences = 0usize;
+        for p in split_sentences(&text) {
+            match p {
+                Piece::Gap(g) => pieces.push(Piece::Gap(g)),
+                Piece::Segment { sentence, text } => {
+                    sentences = sentences.max(sentence + 1);
+                    for (part, gap) in split_long(&text, max_tokens, &offsets) {
+                        pieces.push(Piece::Segment {
+                            sentence,
+                            text: part,
+                        });
+                        if !gap.is_empty() {
+                            pieces.push(Piece::Gap(gap));
+                        }
+                    }
+                }
+            }
+        }
+        let segs: Vec<String> = pieces
+            .iter()
+            .filter_map(|p| match p {
+                Piece::Segment { text, .. } => Some(text.clone()),
+                Piece::Gap(_) => None,
+            })
+            .collect();
+
+        let mut results: Vec<Decoded> = segs.iter().map(|s| Ok(s.clone())).collect();
+        for model in &route {
+            let inputs: Vec<(usize, String)> = results
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| r.as_ref().ok().map(|s| (i, s.clone())))
+                .collect();
+            let texts: Vec<String> = inputs.iter().map(|(_, s)| s.clone()).collect();
+            let out = self.translate_segments(model, &texts, Some(deadline))?;
+            for ((i, _), o) in inputs.into_iter().zip(out) {
+                results[i] = o;
+            }
+        }
+
+        let mut translation = String::with_capacity(text.len() + text.len() / 4);
+        let mut errors: Vec<SentenceError> = Vec::new();
+        let mut seg = 0usize;
+        for p in &pieces {
+            match p {
+                Piece::Gap(g) => translation.push_str(g),
+                Piece::Segment { sentence, text } => {
+                    match &results[seg] {
+                        Ok(t) => translation.push_str(t),
+                        Err(e) => {
+                            // Never a silent drop: the source text stays in place.
+                            translation.push_str(text);
+                            if errors.last().is_none_or(|l| l.sentence != *sentence) {
+                                errors.push(SentenceError {
+                                    sentence: *sentence,
+                                    code: e.code().to_owned(),
+                                    message: e.to_string(),
+                                });
+                            }
+                        }
+                    }
+                    seg += 1;
+                }
+            }
+        }
+        Ok(TranslateResponse {
+            translation,
+            source,
+            target,
+            pivot: route.len() > 1,
+            sentences,
+            errors,
+        })
+    }
+
+    /// Translates single sentences with one model: sorted by token length, in batches of
+    /// `batch_size`, each row restricted to its own shortlist. Order of the result = input.
+    pub fn translate_segments(
+        &self,
+        model: &MarianModel,
+        texts: &[String],
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Decoded>, TranslateError> {
+        self.translate_batched(model, texts, self.config.batch_size as usize, deadline)
+    }
+
+    /// As [`translate_segments`](Self::translate_segments) with an explicit batch size (tests
+    /// and benchmarks compare batch 1 with larger batches).
+    pub fn translate_batched(
+        &self,
+        model: &MarianModel,
+        texts: &[String],
+        batch_size: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Vec<Decoded>, TranslateError> {
+        let mut results: Vec<Option<Decoded>> = (0..texts.len()).map(|_| None).collect();
+        let mut tokenized: Vec<(usize, Vec<u32>)> = Vec::with_capacity(texts.len());
+        for (i, t) in texts.iter().enumerate() {
+            match model.tokenize(t) {
+                Ok(ids) => tokenized.push((i, ids)),
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        tokenized.sort_by_key(|(_, ids)| ids.len());
+        for chunk in tokenized.chunks(batch_size.max(1)) {
+            if let Some(d) = deadline
+                && Instant::now() > d
+            {
+                return Err(TranslateError::TimedOut(
+                    self.config.limits.max_request_secs,
+                ));
+            }
+            let rows: Vec<Vec<u32>> = chunk.iter().map(|(_, ids)| ids.clone()).collect();
+            for ((i, _), out) in chunk.iter().zip(model.translate_ids(&rows)) {
+                results[*i] = Some(out);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(TranslateError::Internal("sentence lost".into()))))
+            .collect())
+    }
+
+    /// The model for a direct pair (tests, benchmarks).
+    pub fn model(&self, source: &str, target: &str) -> Option<&MarianModel> {
+        self.direct(source, target).map(|m| m.as_ref())
+    }
+}

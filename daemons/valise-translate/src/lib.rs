@@ -1,0 +1,62 @@
+//! valise-translate: text translation on the box.
+//!
+//! A daemon with no network at all: it serves an HTTP/JSON API on a Unix socket (see
+//! [`valise_protocol::translate`]) to the portal and `valisectl`. At start-up the [`Engine`]
+//! loads every translation model of the model store once (Marian/Bergamot students converted
+//! to ONNX by `valise-convert marian`, run with ONNX Runtime through `ort`).
+//!
+//! A request flows: strip control characters → [`segment`] into sentences and gaps (layout
+//! kept) → split over-long sentences → tokenize → sort by length and batch → greedy decoding
+//! with each sentence's own lexical shortlist ([`model`]) → reassemble with the gaps. Pairs
+//! without a direct model go through English when both halves are installed. `valisectl`
+//! uses the same [`Engine`] in-process when no daemon runs. Design note: `DESIGN.md`.
+
+pub mod api;
+pub mod client;
+pub mod config;
+pub mod detect;
+pub mod engine;
+mod error;
+pub mod model;
+pub mod notify;
+pub mod segment;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+pub use config::Config;
+pub use engine::Engine;
+pub use error::TranslateError;
+
+/// Binds the API socket: a stale socket file is replaced; the socket is group-accessible
+/// (`0660`) so that only the portal's group (and root) can talk to the engine.
+pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let l = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(l)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves (requests in flight finish).
+pub async fn run(
+    engine: Arc<Engine>,
+    listener: tokio::net::UnixListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = api::router(engine);
+    notify::notify("READY=1");
+    let served = axum::serve(listener, app.into_make_service())
+        .with_graceful_shutdown(shutdown)
+        .await;
+    notify::notify("STOPPING=1");
+    served
+}
