@@ -67,6 +67,8 @@ pub struct DecodingSettings {
     pub batch_secs: f32,
     /// Shrink whisper's audio context for batches shorter than 30 s (faster on short clips).
     pub trim_audio_ctx: bool,
+    /// whisper.cpp's CPU flash attention: measured 1.2-1.6x *slower* on this CPU at 2
+    /// threads (tests/bench-transcribe), for ~90 MB less per whisper state. Off by default.
     pub flash_attn: bool,
     /// Temperature fallback when decoding fails whisper's quality checks (as openai-whisper).
     pub temperature_fallback: bool,
@@ -122,7 +124,7 @@ impl Default for DecodingSettings {
         Self {
             batch_secs: 28.0,
             trim_audio_ctx: false,
-            flash_attn: true,
+            flash_attn: false,
             temperature_fallback: true,
         }
     }

@@ -258,9 +258,6 @@ pub fn transcribe(
         _ => None,
     };
     let batch_max = (settings.decoding.batch_secs * SAMPLE_RATE as f32) as usize;
-    // Audio an open speech span may still need: its longest length plus padding and margin.
-    let keep = ((settings.vad.max_speech_secs + 2.0) * SAMPLE_RATE as f32) as u64
-        + u64::from(settings.vad.speech_pad_ms) * 16;
 
     let mut run = Run {
         model,
@@ -275,7 +272,6 @@ pub fn transcribe(
     };
     let mut window = Window::default();
     let mut chunk = Vec::with_capacity(CHUNK);
-    let mut last_span_end = 0u64;
     let mut speech_samples = 0u64;
     loop {
         check(ctx)?;
@@ -297,14 +293,14 @@ pub fn transcribe(
             tracing::debug!(start = span.start, end = span.end, "speech span");
             speech_samples += span.end.saturating_sub(span.start);
             run.add(&window, span, batch_max, &check)?;
-            last_span_end = last_span_end.max(span.end);
         }
-        let pad = u64::from(settings.vad.speech_pad_ms) * 16;
-        window.drop_before(
-            last_span_end
-                .saturating_sub(pad)
-                .max(window.end().saturating_sub(keep)),
-        );
+        // Keep exactly what spans still to come may need (the VAD knows); without VAD every
+        // chunk has been consumed already.
+        let keep_from = match vad.as_ref() {
+            Some(v) => v.pending_from(),
+            None => window.end(),
+        };
+        window.drop_before(keep_from.min(window.end()));
         if let Some(d) = duration_hint {
             ctx.set_progress((dec.position_secs() / d) as f32 * 0.99);
         }

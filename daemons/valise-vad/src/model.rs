@@ -341,6 +341,17 @@ impl VadStream {
         self.total
     }
 
+    /// The earliest sample (from the start of the stream) that a span still to come may
+    /// include. Audio before it is no longer needed by anyone waiting for spans.
+    pub fn pending_from(&self) -> u64 {
+        // Samples of the unfinished frame have not been judged yet: they, too, may be speech.
+        let unjudged = self.total - self.filled as u64;
+        self.segmenter
+            .as_ref()
+            .map_or(0, Segmenter::pending_from)
+            .min(unjudged)
+    }
+
     /// Whether the last complete frame left the detector inside speech.
     pub fn in_speech(&self) -> bool {
         self.segmenter.as_ref().is_ok_and(Segmenter::in_speech)

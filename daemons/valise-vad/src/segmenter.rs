@@ -106,6 +106,20 @@ impl Segmenter {
         self.triggered
     }
 
+    /// The earliest sample that a span not yet handed out may still include: a caller that
+    /// keeps audio for the spans to come can drop everything before it.
+    pub fn pending_from(&self) -> u64 {
+        let next = self.frame as i64 * FRAME_SAMPLES as i64 - self.p.pad;
+        let open = self.current_start.map(|s| s - self.p.pad);
+        let held = self.held.map(|(s, _)| s);
+        let earliest = [Some(next), open, held]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(next);
+        u64::try_from(earliest).unwrap_or(0)
+    }
+
     /// Feeds the probability of the next frame; appends spans that became final to `out`.
     pub fn push(&mut self, prob: f32, out: &mut Vec<SpeechSpan>) {
         let cur = self.frame as i64 * FRAME_SAMPLES as i64;

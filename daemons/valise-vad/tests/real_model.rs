@@ -340,3 +340,44 @@ fn speed_single_thread() {
         elapsed / audio_secs
     );
 }
+
+/// `pending_from` is a promise to callers that drop old audio (the transcription pipeline
+/// keeps only what spans still to come may need): no span handed out later may start before
+/// what it said. Long speech with forced cuts (max_speech_s) is where this is hardest.
+#[test]
+fn pending_from_never_overtakes_a_later_span() {
+    let jfk = jfk();
+    let mut pcm = Vec::new();
+    for _ in 0..6 {
+        pcm.extend_from_slice(&jfk);
+    }
+    for max_speech_s in [3.0, 28.0] {
+        let cfg = VadConfig {
+            max_speech_s,
+            ..VadConfig::default()
+        };
+        for chunk in [512, 4000, 80_000] {
+            let mut stream = model().stream(cfg.clone());
+            let mut promised = 0u64;
+            let mut spans = 0;
+            for part in pcm.chunks(chunk) {
+                for s in stream.push(part).unwrap() {
+                    assert!(
+                        s.start >= promised,
+                        "span {s:?} starts before the promised {promised} (chunk {chunk}, max {max_speech_s})"
+                    );
+                    spans += 1;
+                }
+                let now = stream.pending_from();
+                assert!(now >= promised, "pending_from went backwards");
+                assert!(now <= stream.samples());
+                promised = now;
+            }
+            for s in stream.finish().unwrap() {
+                assert!(s.start >= promised, "final span {s:?} before {promised}");
+                spans += 1;
+            }
+            assert!(spans >= 6, "{spans} spans");
+        }
+    }
+}

@@ -1,23 +1,24 @@
 #!/usr/bin/env python3
 """The faster-whisper side of `bench-transcribe`: one configuration, in a process of its own.
 
-Reads a JSON job on stdin (or from the file named as the first argument):
+The same line protocol as the benchmark's Valise child. The first line on stdin is the job:
 
     {"model_dir": "...", "compute_type": "int8", "threads": 2, "vad": true,
      "vad_parameters": {...}, "temperature_fallback": true, "warmup": 1,
-     "files": [{"path": "a.wav", "language": "fr"}, ...]}
+     "warmup_file": {"path": "a.wav", "language": "fr"}}
 
-and prints one JSON object on stdout:
+it loads the model, transcribes the warm-up file `warmup` times untimed (which also loads
+faster-whisper's VAD model, loaded lazily), and prints
 
-    {"load_secs": 0.4, "warmup_secs": 1.2, "peak_rss_kb": 312000, "versions": {...},
-     "files": [{"path": "a.wav", "text": "...", "secs": 0.8, "cpu_secs": 1.5}, ...]}
+    {"load_secs": 0.4, "warmup_secs": 1.2, "versions": {...}}
 
-(the same shape as the Valise child's). `warmup` untimed runs of the first file come first, as
-on the Valise side (they also load faster-whisper's VAD model, which it loads lazily).
+then for each line {"path": "a.wav", "language": "fr"} it prints
+{"path": ..., "text": ..., "secs": 0.8, "cpu_secs": 1.5}, and at the end of stdin
+{"peak_rss_kb": 312000} (VmHWM, the figure the Valise child reports).
 
 Decoding mirrors what Valise asks of whisper.cpp: greedy (beam_size=1, best_of=1), the language
 forced, no conditioning on previous text (Valise sets whisper.cpp's no_context), timestamps
-decoded, the same temperature fallback thresholds, and when Valise uses its Silero VAD,
+decoded, the same temperature fallback and thresholds, and when Valise uses its Silero VAD,
 faster-whisper's own Silero VAD with Valise's VAD parameters. Timing covers `transcribe()` and
 consuming its lazy segment generator, audio decoding included (as on the Valise side).
 """
@@ -45,8 +46,13 @@ def cpu_secs():
     return u.ru_utime + u.ru_stime
 
 
+def say(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
 def main():
-    job = json.load(open(sys.argv[1], encoding="utf-8") if len(sys.argv) > 1 else sys.stdin)
+    job = json.loads(sys.stdin.readline())
     started = time.perf_counter()
     from faster_whisper import WhisperModel  # imported inside the load time: it is part of it
 
@@ -86,24 +92,12 @@ def main():
         texts = [s.text.strip() for s in segments]  # the lazy generator does the work
         return " ".join(t for t in texts if t)
 
-    files = job["files"]
     t0 = time.perf_counter()
-    for _ in range(job.get("warmup", 0) if files else 0):
-        run(files[0]["path"], files[0]["language"])
+    warm = job.get("warmup_file")
+    for _ in range(job.get("warmup", 0) if warm else 0):
+        run(warm["path"], warm["language"])
     warmup_secs = time.perf_counter() - t0
 
-    out = []
-    for f in files:
-        t0, c0 = time.perf_counter(), cpu_secs()
-        text = run(f["path"], f["language"])
-        out.append(
-            {
-                "path": f["path"],
-                "text": text,
-                "secs": time.perf_counter() - t0,
-                "cpu_secs": cpu_secs() - c0,
-            }
-        )
     import ctranslate2
     import faster_whisper
 
@@ -111,17 +105,22 @@ def main():
         "faster-whisper": faster_whisper.__version__,
         "ctranslate2": ctranslate2.__version__,
     }
-    json.dump(
-        {
-            "load_secs": load_secs,
-            "warmup_secs": warmup_secs,
-            "peak_rss_kb": peak_rss_kb(),
-            "versions": versions,
-            "files": out,
-        },
-        sys.stdout,
-    )
-    sys.stdout.write("\n")
+    say({"load_secs": load_secs, "warmup_secs": warmup_secs, "versions": versions})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        f = json.loads(line)
+        t0, c0 = time.perf_counter(), cpu_secs()
+        text = run(f["path"], f["language"])
+        say(
+            {
+                "path": f["path"],
+                "text": text,
+                "secs": time.perf_counter() - t0,
+                "cpu_secs": cpu_secs() - c0,
+            }
+        )
+    say({"peak_rss_kb": peak_rss_kb()})
 
 
 if __name__ == "__main__":

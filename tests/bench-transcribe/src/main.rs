@@ -6,7 +6,7 @@
 //! it. See README.md.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -47,10 +47,10 @@ struct Args {
     #[arg(long, default_value_t = 2)]
     threads: u32,
     /// French prompts to use (an evenly spread, deterministic subset).
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 40)]
     fr_limit: usize,
     /// English prompts to use.
-    #[arg(long, default_value_t = 40)]
+    #[arg(long, default_value_t = 30)]
     en_limit: usize,
     /// Same limit for every set (overrides --fr-limit/--en-limit; LibriVox and JFK included).
     #[arg(long)]
@@ -100,32 +100,32 @@ struct Args {
     warmup: usize,
 }
 
-/// One file to transcribe, in a child's job.
+/// One file to transcribe: a line on a child's stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FileJob {
     path: PathBuf,
     language: String,
 }
 
+/// The first line on a Valise child's stdin.
 #[derive(Debug, Serialize, Deserialize)]
 struct ValiseJob {
     options: Options,
     warmup: usize,
-    files: Vec<FileJob>,
+    warmup_file: Option<FileJob>,
 }
 
-/// What a child (either engine) reports.
+/// A child's first line on stdout, once loaded and warmed up.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct ChildResult {
+struct Ready {
     load_secs: f64,
     #[serde(default)]
     warmup_secs: f64,
-    peak_rss_kb: u64,
     #[serde(default)]
     versions: BTreeMap<String, String>,
-    files: Vec<FileResult>,
 }
 
+/// A child's line per file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct FileResult {
     path: PathBuf,
@@ -133,6 +133,20 @@ struct FileResult {
     secs: f64,
     #[serde(default)]
     cpu_secs: f64,
+}
+
+/// A child's last line, after its stdin is closed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Done {
+    peak_rss_kb: u64,
+}
+
+/// Everything a child reported.
+#[derive(Debug, Clone)]
+struct ChildResult {
+    ready: Ready,
+    peak_rss_kb: u64,
+    files: Vec<FileResult>,
 }
 
 fn main() {
@@ -146,42 +160,138 @@ fn main() {
     }
 }
 
-/// The child: one Valise configuration over the files of its job (stdin), results on stdout.
+fn say<T: Serialize>(out: &mut impl Write, v: &T) -> anyhow::Result<()> {
+    serde_json::to_writer(&mut *out, v)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The child: one Valise configuration. Reads its job (one line), loads and warms up, says
+/// it is ready, then transcribes one file per line on stdin, answering one line each; at the
+/// end of stdin it reports its peak memory.
 fn child_valise() -> anyhow::Result<()> {
-    let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input)?;
-    let job: ValiseJob = serde_json::from_str(&input).context("bad child job")?;
+    let mut lines = std::io::stdin().lock().lines();
+    let first = lines.next().context("no job")??;
+    let job: ValiseJob = serde_json::from_str(&first).context("bad child job")?;
     let runner = Runner::load(&job.options)?;
     let lang = |l: &str| if l == "fr" { Lang::Fr } else { Lang::En };
     let warm = Instant::now();
-    if let Some(f) = job.files.first() {
+    if let Some(f) = &job.warmup_file {
         for _ in 0..job.warmup {
             runner.transcribe(&f.path, lang(&f.language))?;
         }
     }
-    let warmup_secs = warm.elapsed().as_secs_f64();
-    let mut files = Vec::with_capacity(job.files.len());
-    for f in &job.files {
+    let mut out = std::io::stdout().lock();
+    say(
+        &mut out,
+        &Ready {
+            load_secs: runner.load_secs,
+            warmup_secs: warm.elapsed().as_secs_f64(),
+            versions: BTreeMap::from([("valise".into(), env!("CARGO_PKG_VERSION").into())]),
+        },
+    )?;
+    for line in lines {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: FileJob = serde_json::from_str(&line).context("bad file line")?;
         let (t0, c0) = (Instant::now(), cpu_secs());
         let text = runner.transcribe(&f.path, lang(&f.language))?;
-        files.push(FileResult {
-            path: f.path.clone(),
-            text,
-            secs: t0.elapsed().as_secs_f64(),
-            cpu_secs: cpu_secs() - c0,
-        });
+        say(
+            &mut out,
+            &FileResult {
+                path: f.path,
+                text,
+                secs: t0.elapsed().as_secs_f64(),
+                cpu_secs: cpu_secs() - c0,
+            },
+        )?;
     }
-    let out = ChildResult {
-        load_secs: runner.load_secs,
-        warmup_secs,
-        peak_rss_kb: peak_rss_kb().unwrap_or(0),
-        versions: BTreeMap::from([("valise".into(), env!("CARGO_PKG_VERSION").into())]),
-        files,
-    };
-    let mut stdout = std::io::stdout().lock();
-    serde_json::to_writer(&mut stdout, &out)?;
-    writeln!(stdout)?;
-    Ok(())
+    say(
+        &mut out,
+        &Done {
+            peak_rss_kb: peak_rss_kb().unwrap_or(0),
+        },
+    )
+}
+
+/// A running child and its pipes.
+#[derive(Debug)]
+struct Child {
+    label: String,
+    proc: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    ready: Ready,
+    files: Vec<FileResult>,
+}
+
+impl Child {
+    /// Starts `cmd`, sends `job` as its first line and waits until it is ready.
+    fn start(label: String, mut cmd: Command, job: &serde_json::Value) -> anyhow::Result<Self> {
+        let mut proc = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
+        let mut stdin = proc.stdin.take().context("no stdin")?;
+        let stdout = std::io::BufReader::new(proc.stdout.take().context("no stdout")?);
+        say(&mut stdin, job)?;
+        let mut c = Self {
+            label,
+            proc,
+            stdin: Some(stdin),
+            stdout,
+            ready: Ready {
+                load_secs: 0.0,
+                warmup_secs: 0.0,
+                versions: BTreeMap::new(),
+            },
+            files: Vec::new(),
+        };
+        c.ready = c.read()?;
+        Ok(c)
+    }
+
+    /// The next JSON line the child prints (other lines, e.g. library chatter, are skipped).
+    fn read<T: for<'de> Deserialize<'de>>(&mut self) -> anyhow::Result<T> {
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.stdout.read_line(&mut line)? == 0 {
+                bail!("{} stopped unexpectedly", self.label);
+            }
+            if line.trim_start().starts_with('{') {
+                return serde_json::from_str(&line)
+                    .with_context(|| format!("{}: bad line {line:?}", self.label));
+            }
+        }
+    }
+
+    fn transcribe(&mut self, f: &FileJob) -> anyhow::Result<()> {
+        let stdin = self.stdin.as_mut().context("stdin closed")?;
+        say(stdin, f)?;
+        let r: FileResult = self.read()?;
+        self.files.push(r);
+        Ok(())
+    }
+
+    fn finish(mut self) -> anyhow::Result<ChildResult> {
+        drop(self.stdin.take());
+        let done: Done = self.read()?;
+        let status = self.proc.wait()?;
+        if !status.success() {
+            bail!("{} failed: {status}", self.label);
+        }
+        Ok(ChildResult {
+            ready: self.ready,
+            peak_rss_kb: done.peak_rss_kb,
+            files: self.files,
+        })
+    }
 }
 
 /// "whisper-base-q8_0" -> ("base", "q8_0").
@@ -369,9 +479,17 @@ fn bench(args: Args) -> anyhow::Result<()> {
     let vad_defaults = Options::defaults("", args.threads);
     let mut rows: Vec<Row> = Vec::new();
     let mut children: Vec<serde_json::Value> = Vec::new();
-    let total = runs.len();
-    for (n, run) in runs.iter().enumerate() {
-        let english_only = run.family.ends_with(".en");
+    // Per model family, all its configurations run side by side: each file goes to every
+    // configuration in turn, so that whatever else the machine does at a given moment weighs
+    // on all of them alike. Only one computes at any time.
+    let mut families: Vec<String> = Vec::new();
+    for r in &runs {
+        if !families.contains(&r.family) {
+            families.push(r.family.clone());
+        }
+    }
+    for family in &families {
+        let english_only = family.ends_with(".en");
         let run_sets: Vec<&DataSet> = sets
             .iter()
             .filter(|s| !english_only || s.lang == Lang::En)
@@ -388,120 +506,143 @@ fn bench(args: Args) -> anyhow::Result<()> {
         if files.is_empty() {
             continue;
         }
-        let label = match &run.valise_id {
-            Some(id) => format!("valise {id}"),
-            None => format!("faster-whisper {} {}", run.family, run.precision),
-        };
+        let family_runs: Vec<&Run> = runs.iter().filter(|r| &r.family == family).collect();
+        let audio: f64 = files.iter().map(|f| durations[&f.path]).sum();
         eprintln!(
-            "[{}/{total}] {label}: {} files, {:.0} s of audio ...",
-            n + 1,
+            "{family}: {} configurations side by side, {} files, {audio:.0} s of audio",
+            family_runs.len(),
             files.len(),
-            files.iter().map(|f| durations[&f.path]).sum::<f64>()
         );
+        let mut live: Vec<Child> = Vec::new();
+        for run in &family_runs {
+            let label = match &run.valise_id {
+                Some(id) => format!("valise {id}"),
+                None => format!("faster-whisper {} {}", run.family, run.precision),
+            };
+            let child = match &run.valise_id {
+                Some(id) => {
+                    let mut options = Options::defaults(id, args.threads);
+                    options.model_store = args.model_store.clone();
+                    options.vad = !args.no_vad;
+                    options.trim_audio_ctx = args.trim_audio_ctx;
+                    options.flash_attn = !args.no_flash_attn;
+                    if let Some(b) = args.batch_secs {
+                        options.batch_secs = b;
+                    }
+                    options.temperature_fallback = !args.no_temperature_fallback;
+                    let job = ValiseJob {
+                        options,
+                        warmup: args.warmup,
+                        warmup_file: files.first().cloned(),
+                    };
+                    let mut cmd = Command::new(&exe);
+                    cmd.arg(CHILD_ARG);
+                    Child::start(label.clone(), cmd, &serde_json::to_value(&job)?)?
+                }
+                None => {
+                    let vad = vad_defaults.config().vad;
+                    let job = serde_json::json!({
+                        "model_dir": ct2_dir(&args, &run.family)?,
+                        "compute_type": run.precision,
+                        "threads": args.threads,
+                        "vad": !args.no_vad,
+                        // Valise's VAD settings, in faster-whisper's names
+                        "vad_parameters": {
+                            "threshold": vad.threshold,
+                            "min_speech_duration_ms": vad.min_speech_ms,
+                            "min_silence_duration_ms": vad.min_silence_ms,
+                            "speech_pad_ms": vad.speech_pad_ms,
+                            "max_speech_duration_s": vad.max_speech_secs,
+                        },
+                        "temperature_fallback": !args.no_temperature_fallback,
+                        "warmup": args.warmup,
+                        "warmup_file": files.first(),
+                    });
+                    let mut cmd = Command::new(&python);
+                    cmd.arg(&args.peer_script)
+                        // the same thread count for anything the peer might parallelise
+                        .env("OMP_NUM_THREADS", args.threads.to_string())
+                        .env("OPENBLAS_NUM_THREADS", args.threads.to_string())
+                        .env("MKL_NUM_THREADS", args.threads.to_string());
+                    Child::start(label.clone(), cmd, &job)?
+                }
+            };
+            eprintln!(
+                "  {label}: loaded in {:.2} s (warm-up {:.1} s)",
+                child.ready.load_secs, child.ready.warmup_secs
+            );
+            live.push(child);
+        }
         let started = Instant::now();
         let load_before = loadavg();
-        let result = match &run.valise_id {
-            Some(id) => {
-                let mut options = Options::defaults(id, args.threads);
-                options.model_store = args.model_store.clone();
-                options.vad = !args.no_vad;
-                options.trim_audio_ctx = args.trim_audio_ctx;
-                options.flash_attn = !args.no_flash_attn;
-                if let Some(b) = args.batch_secs {
-                    options.batch_secs = b;
-                }
-                options.temperature_fallback = !args.no_temperature_fallback;
-                let job = ValiseJob {
-                    options,
-                    warmup: args.warmup,
-                    files,
-                };
-                let mut cmd = Command::new(&exe);
-                cmd.arg(CHILD_ARG);
-                spawn_json(cmd, &serde_json::to_vec(&job)?)?
+        for (i, f) in files.iter().enumerate() {
+            for c in &mut live {
+                c.transcribe(f)?;
             }
-            None => {
-                let job = serde_json::json!({
-                    "model_dir": ct2_dir(&args, &run.family)?,
-                    "compute_type": run.precision,
-                    "threads": args.threads,
-                    "vad": !args.no_vad,
-                    // Valise's VAD settings, in faster-whisper's names
-                    "vad_parameters": {
-                        "threshold": vad_defaults.config().vad.threshold,
-                        "min_speech_duration_ms": vad_defaults.config().vad.min_speech_ms,
-                        "min_silence_duration_ms": vad_defaults.config().vad.min_silence_ms,
-                        "speech_pad_ms": vad_defaults.config().vad.speech_pad_ms,
-                        "max_speech_duration_s": vad_defaults.config().vad.max_speech_secs,
-                    },
-                    "temperature_fallback": !args.no_temperature_fallback,
-                    "warmup": args.warmup,
-                    "files": files,
-                });
-                let mut cmd = Command::new(&python);
-                cmd.arg(&args.peer_script)
-                    // the same thread count for everything the peer might parallelise
-                    .env("OMP_NUM_THREADS", args.threads.to_string())
-                    .env("OPENBLAS_NUM_THREADS", args.threads.to_string())
-                    .env("MKL_NUM_THREADS", args.threads.to_string());
-                spawn_json(cmd, &serde_json::to_vec(&job)?)?
+            if (i + 1) % 10 == 0 || i + 1 == files.len() {
+                eprintln!(
+                    "  {}/{} files, {:.0} s, load average {:.2}",
+                    i + 1,
+                    files.len(),
+                    started.elapsed().as_secs_f64(),
+                    loadavg()
+                );
             }
-        };
+        }
         let load_after = loadavg();
-        eprintln!(
-            "      done in {:.0} s (load {:.2}, processing {:.1} s; load average {:.2} -> {:.2})",
-            started.elapsed().as_secs_f64(),
-            result.load_secs,
-            result.files.iter().map(|f| f.secs).sum::<f64>(),
-            load_before,
-            load_after
-        );
-        if load_after > f64::from(args.threads.max(2)) + 1.0 {
+        if load_before.max(load_after) > f64::from(args.threads) + 1.0 {
             eprintln!(
-                "      warning: the machine was busy (load average {load_after:.2}): timings are noisy"
+                "  warning: the machine was busy (load average up to {:.2}); the \
+                 configurations ran side by side, so their ratios hold better than their RTFs",
+                load_before.max(load_after)
             );
         }
-        children.push(serde_json::json!({
-            "engine": run.engine, "model": run.family, "precision": run.precision,
-            "valise_id": run.valise_id, "load_secs": result.load_secs,
-            "warmup_secs": result.warmup_secs, "peak_rss_kb": result.peak_rss_kb,
-            "versions": result.versions, "loadavg_before": load_before, "loadavg_after": load_after,
-        }));
-        let by_path: BTreeMap<&Path, &FileResult> =
-            result.files.iter().map(|f| (f.path.as_path(), f)).collect();
-        let mut all: Option<Row> = None;
-        for s in &run_sets {
-            let row = score_set(s, run, &result, &by_path, &durations)?;
-            if args.show_errors {
-                for f in row.per_file.iter().filter(|f| f.edits > 0) {
-                    eprintln!(
-                        "  {} {}/{} [{} of {}]\n    ref: {}\n    hyp: {}",
-                        label, s.name, f.id, f.edits, f.ref_words, f.reference, f.hypothesis
-                    );
+        for (run, child) in family_runs.iter().zip(live) {
+            let label = child.label.clone();
+            let result = child.finish()?;
+            children.push(serde_json::json!({
+                "engine": run.engine, "model": run.family, "precision": run.precision,
+                "valise_id": run.valise_id, "load_secs": result.ready.load_secs,
+                "warmup_secs": result.ready.warmup_secs, "peak_rss_kb": result.peak_rss_kb,
+                "versions": result.ready.versions, "loadavg_before": load_before,
+                "loadavg_after": load_after,
+            }));
+            let by_path: BTreeMap<&Path, &FileResult> =
+                result.files.iter().map(|f| (f.path.as_path(), f)).collect();
+            let mut all: Option<Row> = None;
+            for s in &run_sets {
+                let row = score_set(s, run, &result, &by_path, &durations)?;
+                if args.show_errors {
+                    for f in row.per_file.iter().filter(|f| f.edits > 0) {
+                        eprintln!(
+                            "  {label} {}/{} [{} of {}]\n    ref: {}\n    hyp: {}",
+                            s.name, f.id, f.edits, f.ref_words, f.reference, f.hypothesis
+                        );
+                    }
                 }
+                all = Some(match all {
+                    None => Row {
+                        set: "all".into(),
+                        per_file: Vec::new(),
+                        ..row.clone()
+                    },
+                    Some(mut a) => {
+                        a.files += row.files;
+                        a.audio_secs += row.audio_secs;
+                        a.proc_secs += row.proc_secs;
+                        a.cpu_secs += row.cpu_secs;
+                        a.score.add(row.score);
+                        a
+                    }
+                });
+                rows.push(row);
             }
-            all = Some(match all {
-                None => Row {
-                    set: "all".into(),
-                    per_file: Vec::new(),
-                    ..row.clone()
-                },
-                Some(mut a) => {
-                    a.files += row.files;
-                    a.audio_secs += row.audio_secs;
-                    a.proc_secs += row.proc_secs;
-                    a.cpu_secs += row.cpu_secs;
-                    a.score.add(row.score);
-                    a
-                }
-            });
-            rows.push(row);
-        }
-        if let Some(mut a) = all.filter(|_| run_sets.len() > 1) {
-            a.rtf = a.proc_secs / a.audio_secs;
-            a.cpu_rtf = a.cpu_secs / a.audio_secs;
-            a.wer_percent = a.score.wer_percent();
-            rows.push(a);
+            if let Some(mut a) = all.filter(|_| run_sets.len() > 1) {
+                a.rtf = a.proc_secs / a.audio_secs;
+                a.cpu_rtf = a.cpu_secs / a.audio_secs;
+                a.wer_percent = a.score.wer_percent();
+                rows.push(a);
+            }
         }
     }
 
@@ -618,7 +759,7 @@ fn score_set(
         wer_percent: score.wer_percent(),
         score,
         peak_mb: result.peak_rss_kb as f64 / 1024.0,
-        load_secs: result.load_secs,
+        load_secs: result.ready.load_secs,
         speed_ratio: None,
         wer_diff_points: None,
         per_file,
@@ -672,30 +813,6 @@ fn render_table(rows: &[Row], threads: u32) -> String {
         ));
     }
     out
-}
-
-/// Runs `cmd` with `input` on stdin and parses its stdout as a [`ChildResult`].
-fn spawn_json(mut cmd: Command, input: &[u8]) -> anyhow::Result<ChildResult> {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("cannot start {:?}", cmd.get_program()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(input)?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("{:?} failed: {}", cmd.get_program(), out.status);
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .context("the child printed no result")?;
-    serde_json::from_str(line).context("the child's result is not valid JSON")
 }
 
 fn loadavg() -> f64 {
