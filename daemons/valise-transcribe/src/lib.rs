@@ -13,12 +13,10 @@ pub mod config;
 pub mod engine;
 mod error;
 pub mod jobs;
-pub mod notify;
 pub mod pipeline;
 pub mod slots;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,22 +25,7 @@ pub use engine::Engine;
 pub use error::TranscribeError;
 pub use jobs::Service;
 
-/// Binds the API socket: a stale socket file is replaced; the socket is group-accessible
-/// (`0660`) so that only the portal's group (and root) can talk to the engine.
-pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let l = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(l)
-}
+pub use valise_daemon::bind_socket as bind;
 
 /// Serves the API on `listener` until `shutdown` resolves; running jobs are cancelled then.
 pub async fn run(
@@ -61,11 +44,11 @@ pub async fn run(
         })
     };
     let app = api::router(service.clone());
-    notify::notify("READY=1");
+    valise_daemon::notify("READY=1");
     let served = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await;
-    notify::notify("STOPPING=1");
+    valise_daemon::notify("STOPPING=1");
     expiry.abort();
     for job in service.list() {
         if !job.state.is_final() {

@@ -57,21 +57,8 @@ fn real_main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let listener = valise_transcribe::bind(&socket)?;
         tracing::info!(socket = %socket.display(), "listening");
-        valise_transcribe::run(service, listener, shutdown_signal()).await?;
+        valise_transcribe::run(service, listener, valise_daemon::shutdown_signal()).await?;
         let _ = std::fs::remove_file(&socket);
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }

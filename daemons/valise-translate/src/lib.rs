@@ -18,33 +18,16 @@ pub mod detect;
 pub mod engine;
 mod error;
 pub mod model;
-pub mod notify;
 pub mod segment;
 
 use std::future::Future;
-use std::path::Path;
 use std::sync::Arc;
 
 pub use config::Config;
 pub use engine::Engine;
 pub use error::TranslateError;
 
-/// Binds the API socket: a stale socket file is replaced; the socket is group-accessible
-/// (`0660`) so that only the portal's group (and root) can talk to the engine.
-pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
-    use std::os::unix::fs::PermissionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    let l = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(l)
-}
+pub use valise_daemon::bind_socket as bind;
 
 /// Serves the API on `listener` until `shutdown` resolves (requests in flight finish).
 pub async fn run(
@@ -53,10 +36,10 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = api::router(engine);
-    notify::notify("READY=1");
+    valise_daemon::notify("READY=1");
     let served = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await;
-    notify::notify("STOPPING=1");
+    valise_daemon::notify("STOPPING=1");
     served
 }

@@ -50,21 +50,8 @@ fn real_main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let listener = valise_translate::bind(&socket)?;
         tracing::info!(socket = %socket.display(), "listening");
-        valise_translate::run(engine, listener, shutdown_signal()).await?;
+        valise_translate::run(engine, listener, valise_daemon::shutdown_signal()).await?;
         let _ = std::fs::remove_file(&socket);
         Ok(())
     })
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-    tracing::info!("shutting down");
 }

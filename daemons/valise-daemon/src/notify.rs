@@ -1,4 +1,4 @@
-//! systemd readiness (`Type=notify`): `READY=1` once the model is loaded and the socket listens.
+//! systemd readiness (`Type=notify`): `READY=1` once the models are loaded and the socket listens.
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
