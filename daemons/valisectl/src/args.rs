@@ -18,6 +18,12 @@ pub enum Command {
     /// Translate text (a file, or standard input) and print it on standard output, line for
     /// line.
     Translate(TranslateArgs),
+    /// Manage the portal's local accounts.
+    #[command(subcommand)]
+    User(crate::accounts::UserCommand),
+    /// Manage API tokens for scripts.
+    #[command(subcommand)]
+    Token(crate::accounts::TokenCommand),
 }
 
 #[derive(clap::Args, Debug)]

@@ -1,5 +1,6 @@
 //! valisectl: one command line for embassy IT and the central team.
 
+mod accounts;
 mod args;
 mod transcribe;
 mod translate;
@@ -25,6 +26,8 @@ fn main() -> std::process::ExitCode {
             args::Command::Transcribe(t) => transcribe::run(t).await,
             args::Command::Models(m) => transcribe::models(m).await,
             args::Command::Translate(t) => translate::run(t).await,
+            args::Command::User(u) => accounts::user(u),
+            args::Command::Token(t) => accounts::token(t),
         }
     });
     match outcome {

@@ -1,0 +1,153 @@
+//! `/etc/valise/valise-portal.toml`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use valise_config::ByteSize;
+
+/// Every field has a default; the file may be absent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTPS address on the LAN.
+    pub addr: SocketAddr,
+    /// Plain-HTTP address that only redirects to HTTPS; none when absent.
+    pub redirect_addr: Option<SocketAddr>,
+    /// SQLite database, uploads and results (`portal.db`, `jobs/`).
+    pub data_dir: PathBuf,
+    pub tls: Tls,
+    pub engines: Engines,
+    pub limits: Limits,
+    pub sessions: Sessions,
+    /// Days after which uploads and results are deleted (the default of the admin setting).
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tls {
+    /// PEM certificate chain and private key of the portal's LAN certificate (separate from
+    /// the box identity used towards the central services).
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Engines {
+    pub transcribe_socket: PathBuf,
+    pub translate_socket: PathBuf,
+    /// Transcription jobs handed to the engine at once (the rest wait in the portal's queue,
+    /// where per-user fairness is decided).
+    pub transcribe_in_flight: u32,
+    /// Tries per job when the engine disappears under it (crash, restart, update).
+    pub max_attempts: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest recording accepted.
+    pub max_upload: ByteSize,
+    /// Largest document accepted.
+    pub max_document: ByteSize,
+    /// Characters of text per translation request.
+    pub max_text_chars: usize,
+    /// Jobs waiting or running per user; more is refused with `too_many_jobs`.
+    pub max_jobs_per_user: u32,
+    /// Failed sign-ins per account (and per client address) before sign-in is throttled.
+    pub login_failures_before_throttle: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sessions {
+    /// A session ends after this long without a request.
+    pub idle_minutes: u64,
+    /// ... and after this long in any case.
+    pub max_hours: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            addr: SocketAddr::from(([0, 0, 0, 0], 443)),
+            redirect_addr: Some(SocketAddr::from(([0, 0, 0, 0], 80))),
+            data_dir: PathBuf::from("/var/lib/valise-portal"),
+            tls: Tls::default(),
+            engines: Engines::default(),
+            limits: Limits::default(),
+            sessions: Sessions::default(),
+            retention_days: 7,
+        }
+    }
+}
+
+impl Default for Tls {
+    fn default() -> Self {
+        Self {
+            cert: PathBuf::from("/etc/valise/portal/cert.pem"),
+            key: PathBuf::from("/etc/valise/portal/key.pem"),
+        }
+    }
+}
+
+impl Default for Engines {
+    fn default() -> Self {
+        Self {
+            transcribe_socket: PathBuf::from("/run/valise/transcribe.sock"),
+            translate_socket: PathBuf::from("/run/valise/translate.sock"),
+            transcribe_in_flight: 2,
+            max_attempts: 3,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_upload: ByteSize::gib(1),
+            max_document: ByteSize::mib(50),
+            max_text_chars: 100_000,
+            max_jobs_per_user: 20,
+            login_failures_before_throttle: 5,
+        }
+    }
+}
+
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            idle_minutes: 60,
+            max_hours: 12,
+        }
+    }
+}
+
+impl Config {
+    /// Rejects settings that cannot work, before anything starts.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1..=3650).contains(&self.retention_days) {
+            return Err("retention_days must be between 1 and 3650".into());
+        }
+        if self.engines.transcribe_in_flight == 0 || self.engines.max_attempts == 0 {
+            return Err("engines.transcribe_in_flight and max_attempts must be at least 1".into());
+        }
+        if self.limits.max_upload.bytes() == 0 || self.limits.max_document.bytes() == 0 {
+            return Err("upload limits must be above zero".into());
+        }
+        if self.sessions.idle_minutes == 0 || self.sessions.max_hours == 0 {
+            return Err("session lifetimes must be above zero".into());
+        }
+        Ok(())
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("portal.db")
+    }
+
+    pub fn jobs_dir(&self) -> PathBuf {
+        self.data_dir.join("jobs")
+    }
+}

@@ -1,0 +1,120 @@
+//! Text translation and language detection (synchronous: the engine answers in
+//! milliseconds per sentence).
+
+use axum::extract::State;
+use axum::response::Json;
+use serde::{Deserialize, Serialize};
+use valise_protocol::translate::{Detection, TranslateRequest, TranslateResponse};
+
+use super::session::JsonBody;
+use crate::audit;
+use crate::auth::Auth;
+use crate::error::{PortalError, Result};
+use crate::state::AppState;
+
+/// Languages whisper transcribes well enough to offer first; `auto` detects among all.
+pub const TRANSCRIPTION_LANGUAGES: &[&str] = &[
+    "auto", "fr", "en", "ar", "de", "es", "it", "pt", "ru", "zh", "ja", "ko", "tr", "pl", "nl",
+    "uk", "fa", "hi", "sw", "vi",
+];
+
+#[derive(Debug, Serialize)]
+pub struct Pair {
+    pub source: String,
+    pub target: String,
+    pub pivot: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LanguagesView {
+    pub transcription: Vec<&'static str>,
+    pub translation: Vec<Pair>,
+}
+
+pub async fn pairs(st: &AppState) -> Result<Vec<Pair>> {
+    let langs = st
+        .translate
+        .languages()
+        .await
+        .map_err(|_| PortalError::EngineUnavailable("translation"))?;
+    Ok(langs
+        .pairs
+        .into_iter()
+        .map(|p| Pair {
+            source: p.source,
+            target: p.target,
+            pivot: p.pivot,
+        })
+        .collect())
+}
+
+pub async fn languages(State(st): State<AppState>, _auth: Auth) -> Result<Json<LanguagesView>> {
+    Ok(Json(LanguagesView {
+        transcription: TRANSCRIPTION_LANGUAGES.to_vec(),
+        translation: pairs(&st).await.unwrap_or_default(),
+    }))
+}
+
+/// Checks the size, calls the engine, records the fact (never the text) in the audit log.
+pub async fn translate_text(
+    st: &AppState,
+    auth: &Auth,
+    req: TranslateRequest,
+) -> Result<TranslateResponse> {
+    let chars = req.text.chars().count();
+    if chars > st.config.limits.max_text_chars {
+        return Err(PortalError::TooLarge(format!(
+            "at most {} characters per request",
+            st.config.limits.max_text_chars
+        )));
+    }
+    let resp = st.translate.translate(&req).await.map_err(|e| {
+        if e.is_unavailable() {
+            PortalError::EngineUnavailable("translation")
+        } else {
+            e.into()
+        }
+    })?;
+    let actor = auth.user.username.clone();
+    let ip = auth.ip.clone();
+    let detail = format!("chars={chars} {}->{}", resp.source, resp.target);
+    st.db
+        .run(move |c| audit::record(c, &actor, "text_translated", &detail, ip.as_deref()))
+        .await?;
+    Ok(resp)
+}
+
+pub async fn translate(
+    State(st): State<AppState>,
+    auth: Auth,
+    JsonBody(req): JsonBody<TranslateRequest>,
+) -> Result<Json<TranslateResponse>> {
+    Ok(Json(translate_text(&st, &auth, req).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DetectBody {
+    text: String,
+}
+
+pub async fn detect_text(st: &AppState, text: &str) -> Result<Detection> {
+    if text.chars().count() > st.config.limits.max_text_chars {
+        return Err(PortalError::TooLarge("the text is too long".into()));
+    }
+    st.translate.detect(text).await.map_err(|e| {
+        if e.is_unavailable() {
+            PortalError::EngineUnavailable("translation")
+        } else {
+            e.into()
+        }
+    })
+}
+
+pub async fn detect(
+    State(st): State<AppState>,
+    _auth: Auth,
+    JsonBody(b): JsonBody<DetectBody>,
+) -> Result<Json<Detection>> {
+    Ok(Json(detect_text(&st, &b.text).await?))
+}
