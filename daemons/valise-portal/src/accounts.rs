@@ -315,10 +315,9 @@ mod tests {
     use super::*;
 
     fn db() -> Connection {
-        let dir = tempfile::tempdir().unwrap();
-        let db = crate::db::Db::open(&dir.path().join("t.db")).unwrap();
-        drop(db);
-        Connection::open(dir.path().join("t.db")).unwrap()
+        let mut c = Connection::open_in_memory().unwrap();
+        crate::db::migrate(&mut c).unwrap();
+        c
     }
 
     #[test]

@@ -58,7 +58,7 @@ impl Db {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if done > MIGRATIONS.len() {
         return Err(PortalError::Internal(format!(
