@@ -657,6 +657,7 @@ function renderJobStatus(job, lastState) {
   if (job.state === 'queued' && job.queue_position) detail.push(t('job.queue_position', { n: job.queue_position }));
   if (running && job.eta_secs !== undefined && job.eta_secs !== null) detail.push(t('job.eta', { d: fmtDuration(job.eta_secs) }));
   if (running && job.attempts && job.attempts > 1) detail.push(t('job.attempt', { n: job.attempts }));
+  if (running && job.notice) detail.push(hasKey('notice.' + job.notice) ? t('notice.' + job.notice) : job.notice);
   $('job-detail').textContent = detail.join(' · ');
   const errBox = $('job-error');
   if (job.state === 'failed' || job.state === 'cancelled') {
@@ -1091,7 +1092,7 @@ function historyRow(job) {
     el('td', { class: 'cell-title' }, el('a', { text: title, attrs: { href } })),
     el('td', { text: kindLabel(job.kind) }),
     el('td', {}, el('span', { class: 'state state-' + job.state, text: stateLabel(job.state) })),
-    el('td', { text: fmtDate(job.created_at) }),
+    el('td', { class: 'cell-date', text: fmtDate(job.created_at) }),
   );
   const actions = el('td', { class: 'cell-actions' });
   actions.append(
@@ -1244,8 +1245,8 @@ function userRow(u, current) {
     el('th', { text: u.username, attrs: { scope: 'row' } }),
     el('td', { text: u.admin ? t('admin.role_admin') : t('admin.role_user') }),
     el('td', {}, el('span', { class: 'state ' + (u.disabled ? 'state-failed' : 'state-done'), text: u.disabled ? t('admin.disabled') : t('admin.active') })),
-    el('td', { text: fmtDate(u.created_at) }),
-    el('td', { text: u.last_login ? fmtDate(u.last_login) : t('admin.never') }),
+    el('td', { class: 'cell-date', text: fmtDate(u.created_at) }),
+    el('td', { class: 'cell-date', text: u.last_login ? fmtDate(u.last_login) : t('admin.never') }),
   );
   const actions = el('td', { class: 'cell-actions' });
   const patch = async (body, okMsg) => {
@@ -1381,9 +1382,9 @@ async function loadAudit(current, more) {
     const detail = r.detail === null || r.detail === undefined ? '' : typeof r.detail === 'object' ? JSON.stringify(r.detail) : String(r.detail);
     body.append(
       el('tr', {},
-        el('td', { text: fmtDate(r.at) }),
+        el('td', { class: 'cell-date', text: fmtDate(r.at) }),
         el('td', { text: r.actor ?? '' }),
-        el('td', { class: 'mono', text: r.action }),
+        el('td', { text: hasKey('audit.' + r.action) ? t('audit.' + r.action) : r.action, attrs: { title: r.action } }),
         el('td', { class: 'cell-detail', text: detail }),
         el('td', { class: 'mono', text: r.ip ?? '' })),
     );
@@ -1434,7 +1435,6 @@ function wire() {
     setLang($('lang-select').value);
     applyI18n();
     renderSession();
-    languages = languages && { ...languages };
     route();
   });
   trDrop = setupDropzone('tr-drop', 'tr-file', 'tr-filename');
