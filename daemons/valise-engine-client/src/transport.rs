@@ -24,6 +24,10 @@ pub enum ClientError {
     Http(String),
     #[error("{0}")]
     Api(ApiError),
+    /// The engine answered with an error status but no error body (an endpoint it does not
+    /// have, an older engine): a refusal, not an outage.
+    #[error("the engine answered HTTP {0}: {1}")]
+    Status(u16, String),
     #[error("cannot read {path}: {source}")]
     File {
         path: PathBuf,
@@ -39,10 +43,15 @@ impl ClientError {
         matches!(self, Self::Connect { .. } | Self::Http(_))
     }
 
-    /// The engine's error code, if the engine answered with one.
-    pub fn api_code(&self) -> Option<&str> {
+    /// The engine's answer as an API error (`Status` gets a generic code), or None when the
+    /// engine did not answer.
+    pub fn refusal(&self) -> Option<ApiError> {
         match self {
-            Self::Api(e) => Some(&e.code),
+            Self::Api(e) => Some(e.clone()),
+            Self::Status(code, body) => Some(ApiError::new(
+                "engine_error",
+                format!("the engine answered HTTP {code}: {body}"),
+            )),
             _ => None,
         }
     }
@@ -190,10 +199,10 @@ impl UnixHttp {
 pub(crate) fn api_error(status: StatusCode, bytes: &[u8]) -> ClientError {
     match serde_json::from_slice::<ApiError>(bytes) {
         Ok(e) => ClientError::Api(e),
-        Err(_) => ClientError::Http(format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-        )),
+        Err(_) => ClientError::Status(
+            status.as_u16(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+        ),
     }
 }
 

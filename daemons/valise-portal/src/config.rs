@@ -151,3 +151,23 @@ impl Config {
         self.data_dir.join("jobs")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_is_the_defaults() {
+        let text = include_str!("../../../systemd/valise-portal.toml");
+        let parsed: Config = toml::from_str(text).unwrap();
+        assert_eq!(parsed, Config::default());
+        parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_and_impossible_values_are_refused() {
+        assert!(toml::from_str::<Config>("adress = \"0.0.0.0:443\"").is_err());
+        let c: Config = toml::from_str("retention_days = 0").unwrap();
+        assert!(c.validate().is_err());
+    }
+}

@@ -198,8 +198,11 @@ async fn submit(st: &AppState, job: &Job) -> Result<()> {
                 .run(move |c| jobs::set_running(c, &id, Some(&engine_id)))
                 .await
         }
-        Err(ClientError::Api(e)) => {
+        Err(e) if e.refusal().is_some() => {
             // The engine refused the file itself (format, length, limits): final.
+            let e = e
+                .refusal()
+                .unwrap_or_else(|| ApiError::new("failed", "failed"));
             st.db.run(move |c| jobs::set_failed(c, &id, &e)).await
         }
         Err(e) => {
@@ -388,7 +391,12 @@ async fn run_translation(st: AppState, job: Job) {
     let id = job.id.clone();
     let saved = match result {
         Ok(outcome) => st.db.run(move |c| jobs::set_done(c, &id, &outcome)).await,
-        Err(ClientError::Api(e)) => st.db.run(move |c| jobs::set_failed(c, &id, &e)).await,
+        Err(e) if e.refusal().is_some() => {
+            let e = e
+                .refusal()
+                .unwrap_or_else(|| ApiError::new("failed", "failed"));
+            st.db.run(move |c| jobs::set_failed(c, &id, &e)).await
+        }
         Err(e) => {
             set_up(&st, Engine::Translate, false);
             tracing::warn!(error = %e, "translation engine unavailable");

@@ -121,9 +121,9 @@ impl IntoResponse for PortalError {
 
 impl From<valise_engine_client::ClientError> for PortalError {
     fn from(e: valise_engine_client::ClientError) -> Self {
-        match e {
-            valise_engine_client::ClientError::Api(a) => Self::Engine(a),
-            other => Self::Internal(other.to_string()),
+        match e.refusal() {
+            Some(a) => Self::Engine(a),
+            None => Self::Internal(e.to_string()),
         }
     }
 }
