@@ -3,6 +3,8 @@
 //! click; the OpenAI- and LibreTranslate-compatible APIs; and a transcription engine killed
 //! mid-job, whose job is retried once the engine is back, not lost.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -411,5 +413,5 @@ async fn a_job_whose_engine_dies_is_retried_when_it_returns_never_lost() {
     assert_eq!(j["attempts"], 2);
     assert!(j.get("error").is_none(), "the retry note is cleared: {j}");
     let (_, t) = c.get_json(&format!("/api/jobs/{id}/transcript")).await;
-    assert!(words(&t["segments"][0]["text"].as_str().unwrap_or("")).len() > 3);
+    assert!(words(t["segments"][0]["text"].as_str().unwrap_or("")).len() > 3);
 }

@@ -2,7 +2,7 @@
 //! client that trusts it. Engines are whatever sockets the test passes (absent ones are
 //! simply "down").
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -26,10 +26,12 @@ pub struct Portal {
 }
 
 pub fn config_in(dir: &Path) -> Config {
-    let mut c = Config::default();
-    c.addr = "127.0.0.1:0".parse().unwrap();
-    c.redirect_addr = None;
-    c.data_dir = dir.join("data");
+    let mut c = Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        redirect_addr: None,
+        data_dir: dir.join("data"),
+        ..Config::default()
+    };
     c.tls.cert = dir.join("tls/cert.pem");
     c.tls.key = dir.join("tls/key.pem");
     c.engines.transcribe_socket = dir.join("transcribe.sock");
