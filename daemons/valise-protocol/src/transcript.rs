@@ -24,6 +24,9 @@ pub enum Doubt {
     LowConfidence,
     /// The text repeats itself, whisper's classic failure on noise and music.
     Repetition,
+    /// A translated transcript's segment that could not be translated (its source text is
+    /// kept).
+    Untranslated,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+use valise_config::ByteSize;
+
+use crate::document::DocLimits;
 
 /// Every field has a default; the file may be absent.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -30,6 +33,18 @@ pub struct Limits {
     pub max_sentence_tokens: usize,
     /// Wall-clock time one request may take before it is stopped with `timed_out`.
     pub max_request_secs: u64,
+    /// Size of an uploaded document (or a transcript's JSON).
+    pub max_document_bytes: ByteSize,
+    /// Characters to translate in one document or transcript.
+    pub max_document_chars: usize,
+    /// Decompressed size of one part of a .docx/.odt (what a zip bomb would inflate) and of
+    /// all parts together.
+    pub max_document_part_bytes: ByteSize,
+    pub max_document_unzipped_bytes: ByteSize,
+    /// Entries in a .docx/.odt container.
+    pub max_document_entries: usize,
+    /// Wall-clock time for one document or transcript.
+    pub max_document_secs: u64,
 }
 
 impl Default for Config {
@@ -50,6 +65,12 @@ impl Default for Limits {
             max_chars: 100_000,
             max_sentence_tokens: 128,
             max_request_secs: 120,
+            max_document_bytes: ByteSize::mib(50),
+            max_document_chars: 2_000_000,
+            max_document_part_bytes: ByteSize::mib(64),
+            max_document_unzipped_bytes: ByteSize::mib(256),
+            max_document_entries: 10_000,
+            max_document_secs: 900,
         }
     }
 }
@@ -66,10 +87,34 @@ impl Config {
         if self.limits.max_chars == 0 || self.limits.max_request_secs == 0 {
             return Err("limits.max_chars and limits.max_request_secs must be positive".into());
         }
+        let l = &self.limits;
+        if l.max_document_bytes.bytes() == 0
+            || l.max_document_chars == 0
+            || l.max_document_part_bytes.bytes() == 0
+            || l.max_document_unzipped_bytes.bytes() == 0
+            || l.max_document_entries == 0
+            || l.max_document_secs == 0
+        {
+            return Err("the limits.max_document_* settings must be positive".into());
+        }
         if !(8..=512).contains(&self.limits.max_sentence_tokens) {
             return Err("limits.max_sentence_tokens must be between 8 and 512".into());
         }
         Ok(())
+    }
+}
+
+impl Limits {
+    /// The document limits these settings give.
+    pub fn document(&self) -> DocLimits {
+        DocLimits {
+            max_bytes: self.max_document_bytes.bytes(),
+            max_entry_bytes: self.max_document_part_bytes.bytes(),
+            max_total_bytes: self.max_document_unzipped_bytes.bytes(),
+            max_entries: self.max_document_entries,
+            max_chars: self.max_document_chars,
+            ..DocLimits::default()
+        }
     }
 }
 

@@ -17,6 +17,51 @@ use crate::model::{Decoded, MarianModel};
 use crate::segment::{Piece, split_long, split_sentences, strip_controls};
 use crate::{Config, TranslateError};
 
+/// A resolved request: languages and the models to run, in order (two when pivoting).
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub source: String,
+    pub target: String,
+    pub models: Vec<Arc<MarianModel>>,
+}
+
+/// One text through [`Engine::translate_texts`].
+#[derive(Debug, Clone, Default)]
+pub struct TranslatedText {
+    pub pieces: Vec<TranslatedPiece>,
+    /// Sentences in this text.
+    pub sentences: usize,
+}
+
+/// A gap (kept as is) or a sentence (or a piece of an over-long one) of a text.
+#[derive(Debug, Clone, Default)]
+pub struct TranslatedPiece {
+    /// Byte range in the source text.
+    pub src: std::ops::Range<usize>,
+    /// Sentence number (across all texts of the call); unused for gaps.
+    pub sentence: usize,
+    /// `Some` for a sentence piece (the index of the segment given to the model).
+    pub segment: Option<usize>,
+    /// The translation of a sentence piece that succeeded.
+    pub translation: Option<String>,
+    /// Why a sentence piece failed (its source text stays in place).
+    pub error: Option<SentenceError>,
+}
+
+impl TranslatedPiece {
+    pub fn is_sentence(&self) -> bool {
+        self.segment.is_some()
+    }
+
+    /// What goes into the output: the translation, or the source text for gaps and failures.
+    pub fn output<'a>(&'a self, source: &'a str) -> &'a str {
+        match &self.translation {
+            Some(t) => t,
+            None => source.get(self.src.clone()).unwrap_or(""),
+        }
+    }
+}
+
 /// The language every pivot goes through.
 pub const PIVOT: &str = "en";
 
@@ -205,9 +250,43 @@ impl Engine {
         if text.trim().is_empty() {
             return Err(TranslateError::Empty);
         }
-        let target = req.target.trim().to_ascii_lowercase();
+        let route = self.resolve(&req.source, &req.target, &text)?;
+        let done = self
+            .translate_texts(&route, &[text.as_str()], deadline)?
+            .pop()
+            .unwrap_or_default();
+
+        let mut translation = String::with_capacity(text.len() + text.len() / 4);
+        let mut errors: Vec<SentenceError> = Vec::new();
+        for p in &done.pieces {
+            translation.push_str(p.output(&text));
+            if let Some(e) = &p.error
+                && errors.last().is_none_or(|l| l.sentence != p.sentence)
+            {
+                errors.push(e.clone());
+            }
+        }
+        Ok(TranslateResponse {
+            translation,
+            source: route.source,
+            target: route.target,
+            pivot: route.models.len() > 1,
+            sentences: done.sentences,
+            errors,
+        })
+    }
+
+    /// Checks the target, detects the source when it is `auto` (on `sample`, among the
+    /// languages with a route to the target) and finds the models to run.
+    pub fn resolve(
+        &self,
+        source: &str,
+        target: &str,
+        sample: &str,
+    ) -> Result<Route, TranslateError> {
+        let target = target.trim().to_ascii_lowercase();
         self.check_code(&target)?;
-        let source = match req.source.trim().to_ascii_lowercase().as_str() {
+        let source = match source.trim().to_ascii_lowercase().as_str() {
             // Only languages with a route to the target are candidates, so a short text is
             // never "detected" as the target itself (2 of the 50 short English UI strings of
             // the fixtures score as Portuguese when both are allowed).
@@ -225,7 +304,7 @@ impl Engine {
                         },
                     ));
                 }
-                LanguageDetector::new(candidates).detect(&text)?.0
+                LanguageDetector::new(candidates).detect(sample)?.0
             }
             code => {
                 self.check_code(code)?;
@@ -237,86 +316,104 @@ impl Engine {
                 "source and target are both {source:?}"
             )));
         }
-        let route = self.route(&source, &target)?;
+        let models = self.route(&source, &target)?;
+        Ok(Route {
+            source,
+            target,
+            models,
+        })
+    }
 
+    /// Translates several texts (control characters already stripped) along `route`, all
+    /// their sentences batched together. Each text comes back as its pieces in order (gaps
+    /// and sentences, with their byte ranges in the text): joining the pieces' outputs
+    /// rebuilds the text translated, layout kept. A sentence that fails keeps its source text
+    /// and carries its error; `sentence` numbers count across all the texts.
+    pub fn translate_texts(
+        &self,
+        route: &Route,
+        texts: &[&str],
+        deadline: Instant,
+    ) -> Result<Vec<TranslatedText>, TranslateError> {
         // Segment, then split over-long sentences with the first model's tokenizer.
-        let first = &route[0];
+        let first = &route.models[0];
         let max_tokens = self.config.limits.max_sentence_tokens;
         let offsets = |s: &str| first.token_offsets(s).unwrap_or_default();
-        let mut pieces: Vec<Piece> = Vec::new();
-        let mut sentences = 0usize;
-        for p in split_sentences(&text) {
-            match p {
-                Piece::Gap(g) => pieces.push(Piece::Gap(g)),
-                Piece::Segment { sentence, text } => {
-                    sentences = sentences.max(sentence + 1);
-                    for (part, gap) in split_long(&text, max_tokens, &offsets) {
-                        pieces.push(Piece::Segment {
-                            sentence,
-                            text: part,
-                        });
-                        if !gap.is_empty() {
-                            pieces.push(Piece::Gap(gap));
+        let mut out: Vec<TranslatedText> = Vec::with_capacity(texts.len());
+        let mut segs: Vec<String> = Vec::new();
+        let mut base = 0usize;
+        for text in texts {
+            let mut done = TranslatedText::default();
+            let mut at = 0usize;
+            let mut push = |done: &mut TranslatedText, len: usize, sentence, segment| {
+                let end = (at + len).min(text.len());
+                done.pieces.push(TranslatedPiece {
+                    src: at..end,
+                    sentence,
+                    segment,
+                    translation: None,
+                    error: None,
+                });
+                at = end;
+            };
+            for p in split_sentences(text) {
+                match p {
+                    Piece::Gap(g) => push(&mut done, g.len(), 0, None),
+                    Piece::Segment { sentence, text: s } => {
+                        done.sentences = done.sentences.max(sentence + 1);
+                        for (part, gap) in split_long(&s, max_tokens, &offsets) {
+                            push(&mut done, part.len(), base + sentence, Some(segs.len()));
+                            segs.push(part);
+                            if !gap.is_empty() {
+                                push(&mut done, gap.len(), 0, None);
+                            }
                         }
                     }
                 }
             }
+            base += done.sentences;
+            out.push(done);
         }
-        let segs: Vec<String> = pieces
-            .iter()
-            .filter_map(|p| match p {
-                Piece::Segment { text, .. } => Some(text.clone()),
-                Piece::Gap(_) => None,
-            })
-            .collect();
 
         let mut results: Vec<Decoded> = segs.iter().map(|s| Ok(s.clone())).collect();
-        for model in &route {
+        for model in &route.models {
             let inputs: Vec<(usize, String)> = results
                 .iter()
                 .enumerate()
                 .filter_map(|(i, r)| r.as_ref().ok().map(|s| (i, s.clone())))
                 .collect();
             let texts: Vec<String> = inputs.iter().map(|(_, s)| s.clone()).collect();
-            let out = self.translate_segments(model, &texts, Some(deadline))?;
-            for ((i, _), o) in inputs.into_iter().zip(out) {
+            let decoded = self.translate_segments(model, &texts, Some(deadline))?;
+            for ((i, _), o) in inputs.into_iter().zip(decoded) {
                 results[i] = o;
             }
         }
-
-        let mut translation = String::with_capacity(text.len() + text.len() / 4);
-        let mut errors: Vec<SentenceError> = Vec::new();
-        let mut seg = 0usize;
-        for p in &pieces {
-            match p {
-                Piece::Gap(g) => translation.push_str(g),
-                Piece::Segment { sentence, text } => {
-                    match &results[seg] {
-                        Ok(t) => translation.push_str(t),
-                        Err(e) => {
-                            // Never a silent drop: the source text stays in place.
-                            translation.push_str(text);
-                            if errors.last().is_none_or(|l| l.sentence != *sentence) {
-                                errors.push(SentenceError {
-                                    sentence: *sentence,
-                                    code: e.code().to_owned(),
-                                    message: e.to_string(),
-                                });
-                            }
-                        }
+        let mut results = results.into_iter();
+        for done in &mut out {
+            for p in &mut done.pieces {
+                if p.segment.is_none() {
+                    continue;
+                }
+                match results.next() {
+                    Some(Ok(t)) => p.translation = Some(t),
+                    Some(Err(e)) => {
+                        p.error = Some(SentenceError {
+                            sentence: p.sentence,
+                            code: e.code().to_owned(),
+                            message: e.to_string(),
+                        })
                     }
-                    seg += 1;
+                    None => {
+                        p.error = Some(SentenceError {
+                            sentence: p.sentence,
+                            code: "internal".into(),
+                            message: "sentence lost".into(),
+                        })
+                    }
                 }
             }
         }
-        Ok(TranslateResponse {
-            translation,
-            source,
-            target,
-            pivot: route.len() > 1,
-            sentences,
-            errors,
-        })
+        Ok(out)
     }
 
     /// Translates single sentences with one model: sorted by token length, in batches of

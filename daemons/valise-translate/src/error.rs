@@ -28,6 +28,13 @@ pub enum TranslateError {
     TooLong { chars: usize, max: usize },
     #[error("{0}")]
     BadRequest(String),
+    /// Over a size limit other than characters (document bytes, decompressed size, entries).
+    #[error("{0}")]
+    TooLarge(String),
+    /// A document that cannot be read as its format says (malformed XML, broken zip, unsafe
+    /// entry names).
+    #[error("the document cannot be read: {0}")]
+    BadDocument(String),
     #[error("the translation took longer than the {0} s allowed")]
     TimedOut(u64),
     #[error("translation engine failed: {0}")]
@@ -46,7 +53,8 @@ impl TranslateError {
             Self::UnknownLanguage(_) | Self::BadRequest(_) => "bad_request",
             Self::Undetected { .. } => "undetected_language",
             Self::Empty => "empty",
-            Self::TooLong { .. } => "too_large",
+            Self::TooLong { .. } | Self::TooLarge(_) => "too_large",
+            Self::BadDocument(_) => "bad_document",
             Self::TimedOut(_) => "timed_out",
             Self::Engine(_) => "engine_failed",
             Self::Internal(_) => "internal",

@@ -15,6 +15,8 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod detect;
+pub mod document;
+mod documents;
 pub mod engine;
 mod error;
 pub mod model;

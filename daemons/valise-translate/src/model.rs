@@ -75,7 +75,7 @@ fn load_err(dir: &Path, message: impl std::fmt::Display) -> TranslateError {
     }
 }
 
-fn session(path: &Path) -> Result<Session, TranslateError> {
+fn session(path: &Path, prepacked: &ort::session::builder::PrepackedWeights) -> Result<Session, TranslateError> {
     let env = valise_vad::onnx_environment()
         .ok_or_else(|| load_err(path, "ONNX Runtime is not initialised"))?;
     let e = |err: ort::Error| load_err(path, err);
@@ -86,6 +86,8 @@ fn session(path: &Path) -> Result<Session, TranslateError> {
         .with_inter_threads(1)
         .map_err(|err| e(err.into()))?
         .with_optimization_level(GraphOptimizationLevel::All)
+        .map_err(|err| e(err.into()))?
+        .with_prepacked_weights(prepacked)
         .map_err(|err| e(err.into()))?
         .commit_from_file(path)
         .map_err(e)
@@ -111,11 +113,14 @@ impl MarianModel {
         let vocab = meta.architecture.vocab_size;
         let shortlist = Shortlist::read(&dir.join(&meta.shortlist.file), vocab, vocab)
             .map_err(|e| load_err(dir, e))?;
+        // The session pairs of one model share ONNX Runtime's prepacked copies of the weights
+        // (the MatMul kernels repack them at load): one copy per model, not per worker.
+        let prepacked = ort::session::builder::PrepackedWeights::new();
         let mut pool = Vec::with_capacity(workers.max(1));
         for _ in 0..workers.max(1) {
             pool.push(Worker {
-                encoder: session(&dir.join("encoder.onnx"))?,
-                decoder: session(&dir.join("decoder.onnx"))?,
+                encoder: session(&dir.join("encoder.onnx"), &prepacked)?,
+                decoder: session(&dir.join("decoder.onnx"), &prepacked)?,
             });
         }
         Ok(Self {
