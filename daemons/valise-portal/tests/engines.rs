@@ -7,73 +7,17 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Client, Portal, config_in};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use valise_e2e::{bin, store, testdata, wait_for_socket, words};
+use valise_e2e::engines::EngineProc;
+use valise_e2e::{testdata, words};
 
 const FRENCH: &str = "/usr/share/asterisk/sounds/fr/conf-onlyperson.wav";
 const FRENCH_LONG: &str = "/usr/share/asterisk/sounds/fr/demo-congrats.wav";
-
-struct Engine {
-    child: Child,
-    sock: PathBuf,
-    args: Vec<String>,
-}
-
-impl Engine {
-    fn start(name: &str, sock: &Path, extra: &[String]) -> Self {
-        let _ = std::fs::remove_file(sock);
-        let mut args = vec![
-            "--config".to_owned(),
-            "/dev/null".to_owned(),
-            "--socket".to_owned(),
-            sock.display().to_string(),
-            "--model-store".to_owned(),
-            store().display().to_string(),
-        ];
-        args.extend_from_slice(extra);
-        let mut child = Command::new(bin(name))
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_socket(&mut child, sock, Duration::from_secs(120));
-        Self {
-            child,
-            sock: sock.to_owned(),
-            args,
-        }
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.sock);
-    }
-
-    fn restart(&mut self, name: &str) {
-        let mut child = Command::new(bin(name))
-            .args(&self.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_socket(&mut child, &self.sock, Duration::from_secs(120));
-        self.child = child;
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
 
 async fn wait_job(c: &Client, id: &str, limit: Duration) -> Value {
     let start = Instant::now();
@@ -92,36 +36,8 @@ async fn wait_job(c: &Client, id: &str, limit: Duration) -> Value {
     }
 }
 
-fn start_engines(dir: &Path) -> (Engine, Engine) {
-    // The spool directory has no flag: a small configuration file.
-    let cfg = dir.join("transcribe.toml");
-    std::fs::write(
-        &cfg,
-        format!("spool_dir = {:?}\nthreads = 2\n", dir.join("spool")),
-    )
-    .unwrap();
-    let transcribe = {
-        let sock = dir.join("transcribe.sock");
-        let _ = std::fs::remove_file(&sock);
-        let args = vec![
-            "--config".to_owned(),
-            cfg.display().to_string(),
-            "--socket".to_owned(),
-            sock.display().to_string(),
-            "--model-store".to_owned(),
-            store().display().to_string(),
-        ];
-        let mut child = Command::new(bin("valise-transcribe"))
-            .args(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_for_socket(&mut child, &sock, Duration::from_secs(120));
-        Engine { child, sock, args }
-    };
-    let translate = Engine::start("valise-translate", &dir.join("translate.sock"), &[]);
-    (transcribe, translate)
+fn start_engines(dir: &Path) -> (EngineProc, EngineProc) {
+    valise_e2e::engines::start_engines(dir, 2)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,7 +323,7 @@ async fn a_job_whose_engine_dies_is_retried_when_it_returns_never_lost() {
         assert!(start.elapsed() < Duration::from_secs(20), "{j}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    t.restart("valise-transcribe");
+    t.restart();
     let j = wait_job(&c, &id, Duration::from_secs(300)).await;
     assert_eq!(j["state"], "done", "{j}");
     assert_eq!(j["attempts"], 2);

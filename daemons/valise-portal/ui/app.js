@@ -691,8 +691,9 @@ async function renderJobResult(job, current) {
 }
 
 const REPORT_KEYS = [
-  'format', 'source', 'target', 'pivot', 'paragraphs', 'sentences', 'characters', 'chars',
-  'translated', 'untranslated', 'skipped', 'errors', 'warnings', 'duration_secs',
+  'format', 'source', 'target', 'pivot', 'paragraphs', 'blocks', 'sentences', 'characters',
+  'chars', 'translated', 'untranslated', 'errors_total', 'errors', 'merged_runs', 'skipped',
+  'warnings', 'duration_secs',
 ];
 
 function renderReport(dl, report) {
@@ -734,6 +735,8 @@ function renderReport(dl, report) {
 }
 
 function reportItem(obj) {
+  // Something left as it was: "2 × code blocks — not text to translate".
+  if (obj.what !== undefined) return `${obj.count} × ${obj.what} — ${obj.why}`;
   if (obj.message) return (obj.code && hasKey('err.' + obj.code) ? t('err.' + obj.code) + ' — ' : '') + obj.message;
   return Object.entries(obj)
     .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`)
