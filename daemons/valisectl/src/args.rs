@@ -29,7 +29,12 @@ pub enum Command {
 #[derive(clap::Args, Debug)]
 pub struct TranslateArgs {
     /// Text file (UTF-8); standard input when absent.
+    #[arg(conflicts_with = "document")]
     pub file: Option<PathBuf>,
+    /// Translate a document (.txt, .md, .html, .docx, .odt) into a new file of the same
+    /// format: `--document IN OUT`. What was not translated is reported on standard error.
+    #[arg(long, num_args = 2, value_names = ["IN", "OUT"])]
+    pub document: Option<Vec<PathBuf>>,
     /// Source language: `auto` to detect, or a code such as en, pt.
     #[arg(long = "from", default_value = "auto")]
     pub from: String,

@@ -4,11 +4,14 @@
 //! the engine keeps every line break, so one line in gives one line out.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use valise_protocol::translate::{TranslateRequest, TranslateResponse};
+use valise_engine_client::TranslateClient;
+use valise_protocol::translate::{
+    DocumentFormat, DocumentReport, TranslateRequest, TranslateResponse,
+};
 use valise_translate::client::Client;
 use valise_translate::{Config, Engine};
 
@@ -103,6 +106,9 @@ fn chunks(text: &str, max: usize) -> Vec<&str> {
 }
 
 pub async fn run(args: TranslateArgs) -> anyhow::Result<()> {
+    if let Some(paths) = &args.document {
+        return document(&args, &paths[0], &paths[1]).await;
+    }
     let mut text = String::new();
     match &args.file {
         Some(p) => {
@@ -148,6 +154,74 @@ pub async fn run(args: TranslateArgs) -> anyhow::Result<()> {
     out.flush()?;
     if failed > 0 {
         bail!("{failed} sentence(s) left untranslated (kept in the source language)");
+    }
+    Ok(())
+}
+
+/// `--document IN OUT`: the translated document is written next to OUT first and renamed
+/// into place, so OUT is either the whole translation or untouched.
+async fn document(args: &TranslateArgs, input: &Path, output: &Path) -> anyhow::Result<()> {
+    let ext = input.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let Some(format) = DocumentFormat::parse(ext) else {
+        bail!(
+            "{}: documents are .txt, .md, .html, .docx or .odt",
+            input.display()
+        );
+    };
+    if output.exists() && std::fs::canonicalize(output)? == std::fs::canonicalize(input)? {
+        bail!("the translation would overwrite its own source; choose another OUT");
+    }
+    let (bytes, report): (Vec<u8>, DocumentReport) = match backend(args).await? {
+        Backend::Daemon(c) => {
+            let c = TranslateClient::new(c.socket());
+            let d = c
+                .translate_document(input, format.as_str(), &args.from, &args.to)
+                .await?;
+            let report = serde_json::from_value(d.report).unwrap_or_default();
+            (d.bytes.to_vec(), report)
+        }
+        Backend::Local(e) => {
+            let data = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+            let (from, to) = (args.from.clone(), args.to.clone());
+            tokio::task::spawn_blocking(move || e.translate_document(format, &data, &from, &to))
+                .await??
+        }
+    };
+    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a file in {}", dir.display()))?;
+    tmp.write_all(&bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(output)
+        .with_context(|| format!("writing {}", output.display()))?;
+    eprintln!(
+        "valisectl: {} → {}: {} paragraph(s), {} sentence(s){}",
+        report.source,
+        report.target,
+        report.blocks,
+        report.sentences,
+        if report.pivot { " (through English)" } else { "" }
+    );
+    if report.merged_runs > 0 {
+        eprintln!(
+            "valisectl: {} sentence(s) spanned several formatting runs; each took the style of its main run",
+            report.merged_runs
+        );
+    }
+    for s in &report.skipped {
+        eprintln!("valisectl: left as is: {} × {} ({})", s.count, s.what, s.why);
+    }
+    for e in &report.errors {
+        eprintln!(
+            "valisectl: sentence {} not translated ({}): {}",
+            e.sentence, e.code, e.message
+        );
+    }
+    if report.errors_total > 0 {
+        bail!(
+            "{} sentence(s) left untranslated (kept in the source language)",
+            report.errors_total
+        );
     }
     Ok(())
 }
