@@ -59,7 +59,10 @@ impl Db {
 }
 
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
-    let done: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // The version is read inside a write transaction: the portal and `valisectl` may open a
+    // new database at the same moment, and only one of them must run each migration.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let done: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if done > MIGRATIONS.len() {
         return Err(PortalError::Internal(format!(
             "the database is from a newer portal (schema {done}, this one knows {})",
@@ -67,12 +70,11 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
         )));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(done) {
-        let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i + 1)?;
-        tx.commit()?;
         tracing::info!(version = i + 1, "database migrated");
     }
+    tx.commit()?;
     Ok(())
 }
 
@@ -87,4 +89,30 @@ pub fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn processes_opening_a_new_database_together_migrate_it_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portal.db");
+        let opened: Vec<_> = (0..6)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || Db::open(&p).map(|_| ()))
+            })
+            .collect();
+        for t in opened {
+            t.join().unwrap().unwrap();
+        }
+        let db = Db::open(&path).unwrap();
+        let v: usize = db
+            .with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
+            .unwrap();
+        assert_eq!(v, MIGRATIONS.len());
+    }
 }
