@@ -3,6 +3,8 @@
 //! own integration tests use it too (as a dev-dependency), so there is one way to find things.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod engines;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
