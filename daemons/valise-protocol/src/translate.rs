@@ -113,7 +113,12 @@ impl DocumentFormat {
 
     /// From a format name or a file extension (`htm`, `markdown` included), any case.
     pub fn parse(s: &str) -> Option<Self> {
-        match s.trim().trim_start_matches('.').to_ascii_lowercase().as_str() {
+        match s
+            .trim()
+            .trim_start_matches('.')
+            .to_ascii_lowercase()
+            .as_str()
+        {
             "txt" | "text" => Some(Self::Txt),
             "md" | "markdown" => Some(Self::Md),
             "html" | "htm" => Some(Self::Html),
@@ -128,9 +133,7 @@ impl DocumentFormat {
             Self::Txt => "text/plain; charset=utf-8",
             Self::Md => "text/markdown; charset=utf-8",
             Self::Html => "text/html; charset=utf-8",
-            Self::Docx => {
-                "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-            }
+            Self::Docx => "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
             Self::Odt => "application/vnd.oasis.opendocument.text",
         }
     }

@@ -199,8 +199,9 @@ async fn translate_document(
         })
         .await?;
         let report = serde_json::to_string(&report).unwrap_or_default();
-        let header = percent_encoding::utf8_percent_encode(&report, percent_encoding::NON_ALPHANUMERIC)
-            .to_string();
+        let header =
+            percent_encoding::utf8_percent_encode(&report, percent_encoding::NON_ALPHANUMERIC)
+                .to_string();
         Ok::<_, Failure>(
             (
                 [

@@ -201,7 +201,9 @@ impl Engine {
         out.language_probability = None;
         for ((seg, text), t) in out.segments.iter_mut().zip(&texts).zip(&done) {
             seg.text = t.pieces.iter().map(|p| p.output(text)).collect();
-            if t.pieces.iter().any(|p| p.error.is_some()) && !seg.doubts.contains(&Doubt::Untranslated) {
+            if t.pieces.iter().any(|p| p.error.is_some())
+                && !seg.doubts.contains(&Doubt::Untranslated)
+            {
                 seg.doubts.push(Doubt::Untranslated);
             }
         }

@@ -75,7 +75,10 @@ fn load_err(dir: &Path, message: impl std::fmt::Display) -> TranslateError {
     }
 }
 
-fn session(path: &Path, prepacked: &ort::session::builder::PrepackedWeights) -> Result<Session, TranslateError> {
+fn session(
+    path: &Path,
+    prepacked: &ort::session::builder::PrepackedWeights,
+) -> Result<Session, TranslateError> {
     let env = valise_vad::onnx_environment()
         .ok_or_else(|| load_err(path, "ONNX Runtime is not initialised"))?;
     let e = |err: ort::Error| load_err(path, err);

@@ -38,10 +38,18 @@ async fn daemon() -> Daemon {
 }
 
 impl Daemon {
-    async fn doc(&self, name: &str, bytes: &[u8], format: &str) -> Result<(Vec<u8>, serde_json::Value), ClientError> {
+    async fn doc(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        format: &str,
+    ) -> Result<(Vec<u8>, serde_json::Value), ClientError> {
         let path = self.dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        let d = self.client.translate_document(&path, format, "auto", "pt").await?;
+        let d = self
+            .client
+            .translate_document(&path, format, "auto", "pt")
+            .await?;
         Ok((d.bytes.to_vec(), d.report))
     }
 }
@@ -49,11 +57,12 @@ impl Daemon {
 fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     let mut z = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     for (name, body) in entries {
-        let opts = zip::write::SimpleFileOptions::default().compression_method(if *name == "mimetype" {
-            zip::CompressionMethod::Stored
-        } else {
-            zip::CompressionMethod::Deflated
-        });
+        let opts =
+            zip::write::SimpleFileOptions::default().compression_method(if *name == "mimetype" {
+                zip::CompressionMethod::Stored
+            } else {
+                zip::CompressionMethod::Deflated
+            });
         z.start_file(*name, opts).unwrap();
         z.write_all(body).unwrap();
     }
@@ -94,7 +103,10 @@ fn docx_paragraphs(xml: &str) -> Vec<String> {
         .map(|p| {
             p.split("<w:t")
                 .skip(1)
-                .filter_map(|t| t.split_once('>').map(|(_, rest)| rest.split("</w:t>").next().unwrap_or("").to_owned()))
+                .filter_map(|t| {
+                    t.split_once('>')
+                        .map(|(_, rest)| rest.split("</w:t>").next().unwrap_or("").to_owned())
+                })
                 .collect::<String>()
         })
         .collect()
@@ -135,12 +147,19 @@ async fn text_markdown_html_and_odt_come_back_in_their_format() {
     let d = daemon().await;
 
     let (out, _) = d
-        .doc("a.txt", "The embassy is closed on Monday.\r\n\r\nPlease bring your passport.\n".as_bytes(), "txt")
+        .doc(
+            "a.txt",
+            "The embassy is closed on Monday.\r\n\r\nPlease bring your passport.\n".as_bytes(),
+            "txt",
+        )
         .await
         .unwrap();
     let out = String::from_utf8(out).unwrap();
     assert_eq!(out.matches("\r\n").count(), 2, "{out:?}");
-    assert!(out.ends_with(".\n") && out.contains("passaporte"), "{out:?}");
+    assert!(
+        out.ends_with(".\n") && out.contains("passaporte"),
+        "{out:?}"
+    );
 
     let md = "# Consular services\n\nThe *embassy* is closed on Monday.\n\n```\nkeep this code\n```\n\n- Bring your [passport](https://example.org/passport).\n";
     let (out, report) = d.doc("a.md", md.as_bytes(), "md").await.unwrap();
@@ -150,15 +169,24 @@ async fn text_markdown_html_and_odt_come_back_in_their_format() {
     assert!(out.contains("(https://example.org/passport)"), "{out}");
     assert!(out.to_lowercase().contains("embaixada"), "{out}");
     assert!(!out.contains("Monday"), "{out}");
-    assert!(report["skipped"].as_array().is_some_and(|s| !s.is_empty()), "{report}");
+    assert!(
+        report["skipped"].as_array().is_some_and(|s| !s.is_empty()),
+        "{report}"
+    );
 
     let html = r#"<!doctype html><html><head><title>Consular services</title><style>p { color: red }</style></head><body><p>The <b>embassy</b> is closed on Monday.</p><script>var s = "The embassy is closed";</script><img src="x.png" alt="The flag of the embassy"></body></html>"#;
     let (out, _) = d.doc("a.html", html.as_bytes(), "html").await.unwrap();
     let out = String::from_utf8(out).unwrap();
-    assert!(out.contains(r#"<script>var s = "The embassy is closed";</script>"#), "{out}");
+    assert!(
+        out.contains(r#"<script>var s = "The embassy is closed";</script>"#),
+        "{out}"
+    );
     assert!(out.contains("<style>p { color: red }</style>"), "{out}");
     assert!(out.contains("<b>"), "{out}");
-    assert!(!out.contains("Monday") && out.to_lowercase().contains("embaixada"), "{out}");
+    assert!(
+        !out.contains("Monday") && out.to_lowercase().contains("embaixada"),
+        "{out}"
+    );
     assert!(!out.contains("The flag"), "alt text is translated: {out}");
 
     let content = r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" office:version="1.3"><office:body><office:text><text:h text:outline-level="1">Notice to visitors</text:h><text:p text:style-name="P1">The <text:span text:style-name="T1">embassy</text:span> is closed on Monday.</text:p></office:text></office:body></office:document-content>"#;
@@ -173,10 +201,16 @@ async fn text_markdown_html_and_odt_come_back_in_their_format() {
     let (out, report) = d.doc("a.odt", &odt, "odt").await.unwrap();
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(&out)).unwrap();
     assert_eq!(z.by_index(0).unwrap().name(), "mimetype");
-    assert_eq!(z.by_index(0).unwrap().compression(), zip::CompressionMethod::Stored);
+    assert_eq!(
+        z.by_index(0).unwrap().compression(),
+        zip::CompressionMethod::Stored
+    );
     let xml = String::from_utf8(entry(&out, "content.xml")).unwrap();
     assert!(xml.contains(r#"text:style-name="T1""#), "{xml}");
-    assert!(!xml.contains("Monday") && xml.to_lowercase().contains("embaixada"), "{xml}");
+    assert!(
+        !xml.contains("Monday") && xml.to_lowercase().contains("embaixada"),
+        "{xml}"
+    );
     assert_eq!(report["blocks"], 2, "{report}");
 }
 
@@ -206,7 +240,11 @@ async fn a_transcript_is_translated_with_its_timings() {
             seg(1, 4.2, 8.9, " Please bring your passport."),
         ],
     };
-    let out = d.client.translate_transcript(&t, "auto", "pt").await.unwrap();
+    let out = d
+        .client
+        .translate_transcript(&t, "auto", "pt")
+        .await
+        .unwrap();
     assert_eq!(out.language, "pt");
     assert_eq!(out.segments.len(), 2);
     for (a, b) in t.segments.iter().zip(&out.segments) {
@@ -244,26 +282,56 @@ async fn hostile_documents_get_clear_errors_and_the_daemon_keeps_serving() {
         ("word/document.xml", b"<w:document xmlns:w=\"x\"/>"),
         ("../../etc/cron.d/evil", b"* * * * * root true"),
     ]);
-    assert_eq!(api_code(d.doc("evil.docx", &evil, "docx").await.unwrap_err()), "bad_document");
+    assert_eq!(
+        api_code(d.doc("evil.docx", &evil, "docx").await.unwrap_err()),
+        "bad_document"
+    );
 
     // Malformed XML, not a zip at all, a truncated zip, invalid UTF-8 text, empty input.
     let broken = docx("<w:p><w:r><w:t>The embassy</w:r></w:p>");
-    assert_eq!(api_code(d.doc("broken.docx", &broken, "docx").await.unwrap_err()), "bad_document");
-    assert_eq!(api_code(d.doc("nz.docx", b"not a zip", "docx").await.unwrap_err()), "bad_document");
+    assert_eq!(
+        api_code(d.doc("broken.docx", &broken, "docx").await.unwrap_err()),
+        "bad_document"
+    );
+    assert_eq!(
+        api_code(d.doc("nz.docx", b"not a zip", "docx").await.unwrap_err()),
+        "bad_document"
+    );
     let good = docx("<w:p><w:r><w:t>Hello.</w:t></w:r></w:p>");
-    assert_eq!(api_code(d.doc("cut.docx", &good[..good.len() / 2], "docx").await.unwrap_err()), "bad_document");
-    assert_eq!(api_code(d.doc("bad.txt", b"caf\xc3\x28", "txt").await.unwrap_err()), "bad_document");
-    assert_eq!(api_code(d.doc("empty.txt", b"", "txt").await.unwrap_err()), "empty");
+    assert_eq!(
+        api_code(
+            d.doc("cut.docx", &good[..good.len() / 2], "docx")
+                .await
+                .unwrap_err()
+        ),
+        "bad_document"
+    );
+    assert_eq!(
+        api_code(d.doc("bad.txt", b"caf\xc3\x28", "txt").await.unwrap_err()),
+        "bad_document"
+    );
+    assert_eq!(
+        api_code(d.doc("empty.txt", b"", "txt").await.unwrap_err()),
+        "empty"
+    );
     let e = d.doc("a.pdf", b"%PDF-1.7", "pdf").await.unwrap_err();
     assert_eq!(api_code(e), "bad_request");
     // A pair no model does is refused before the document is read.
     let path = d.dir.path().join("fr.txt");
     std::fs::write(&path, "Bonjour.").unwrap();
-    let e = d.client.translate_document(&path, "txt", "fr", "pt").await.unwrap_err();
+    let e = d
+        .client
+        .translate_document(&path, "txt", "fr", "pt")
+        .await
+        .unwrap_err();
     assert_eq!(api_code(e), "bad_request");
 
     // Still serving.
     assert!(d.client.is_up().await);
     let (out, _) = d.doc("ok.docx", &good, "docx").await.unwrap();
-    assert!(!String::from_utf8(entry(&out, "word/document.xml")).unwrap().contains(">Hello.<"));
+    assert!(
+        !String::from_utf8(entry(&out, "word/document.xml"))
+            .unwrap()
+            .contains(">Hello.<")
+    );
 }

@@ -181,13 +181,17 @@ async fn document(args: &TranslateArgs, input: &Path, output: &Path) -> anyhow::
             (d.bytes.to_vec(), report)
         }
         Backend::Local(e) => {
-            let data = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
+            let data =
+                std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
             let (from, to) = (args.from.clone(), args.to.clone());
             tokio::task::spawn_blocking(move || e.translate_document(format, &data, &from, &to))
                 .await??
         }
     };
-    let dir = output.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = output
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)
         .with_context(|| format!("creating a file in {}", dir.display()))?;
     tmp.write_all(&bytes)?;
@@ -200,7 +204,11 @@ async fn document(args: &TranslateArgs, input: &Path, output: &Path) -> anyhow::
         report.target,
         report.blocks,
         report.sentences,
-        if report.pivot { " (through English)" } else { "" }
+        if report.pivot {
+            " (through English)"
+        } else {
+            ""
+        }
     );
     if report.merged_runs > 0 {
         eprintln!(
@@ -209,7 +217,10 @@ async fn document(args: &TranslateArgs, input: &Path, output: &Path) -> anyhow::
         );
     }
     for s in &report.skipped {
-        eprintln!("valisectl: left as is: {} × {} ({})", s.count, s.what, s.why);
+        eprintln!(
+            "valisectl: left as is: {} × {} ({})",
+            s.count, s.what, s.why
+        );
     }
     for e in &report.errors {
         eprintln!(

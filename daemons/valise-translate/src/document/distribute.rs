@@ -87,7 +87,11 @@ mod tests {
         // "Hello." (bold) + " Good bye." (plain)
         let (runs, merged) = distribute(
             &[6, 10],
-            &placed(&[(0..6, "Olá.", true), (6..7, " ", false), (7..16, "Adeus.", true)]),
+            &placed(&[
+                (0..6, "Olá.", true),
+                (6..7, " ", false),
+                (7..16, "Adeus.", true),
+            ]),
         );
         assert_eq!(runs, ["Olá.", " Adeus."]);
         assert_eq!(merged, 0);
@@ -96,10 +100,7 @@ mod tests {
     #[test]
     fn the_order_of_the_text_is_kept() {
         // Piece 2 overlaps run 0 most, but piece 1 already went to run 1: it follows.
-        let (runs, _) = distribute(
-            &[3, 10],
-            &placed(&[(0..5, "a", true), (5..6, "b", true)]),
-        );
+        let (runs, _) = distribute(&[3, 10], &placed(&[(0..5, "a", true), (5..6, "b", true)]));
         assert_eq!(runs.concat(), "ab");
         let (runs, _) = distribute(&[2, 2], &placed(&[(1..4, "x", true), (0..1, "y", true)]));
         assert_eq!(runs, ["", "xy"]);
@@ -107,7 +108,10 @@ mod tests {
 
     #[test]
     fn empty_pieces_and_empty_runs() {
-        let (runs, merged) = distribute(&[0, 5, 0], &placed(&[(0..5, "Bom.", true), (5..5, "", false)]));
+        let (runs, merged) = distribute(
+            &[0, 5, 0],
+            &placed(&[(0..5, "Bom.", true), (5..5, "", false)]),
+        );
         assert_eq!(runs, ["", "Bom.", ""]);
         assert_eq!(merged, 0);
         assert_eq!(distribute(&[], &placed(&[(0..3, "x", true)])).0.len(), 0);

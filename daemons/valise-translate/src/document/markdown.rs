@@ -71,12 +71,12 @@ pub fn translate(
     let (bom, src) = utf8_body(input).map_err(TranslateError::BadDocument)?;
     let doc = Collector::new(src).collect();
     doc.report(report);
-    let sent: Vec<&Vec<usize>> = doc
+    let (sent, blocks): (Vec<&Vec<usize>>, Vec<Block>) = doc
         .blocks
         .iter()
-        .filter(|ids| !doc.block(ids).is_blank())
-        .collect();
-    let blocks: Vec<Block> = sent.iter().map(|ids| doc.block(ids)).collect();
+        .map(|ids| (ids, doc.block(ids)))
+        .filter(|(_, block)| !block.is_blank())
+        .unzip();
     check_chars(&blocks, limits)?;
     report.blocks = blocks.len();
     if blocks.is_empty() {
@@ -396,11 +396,18 @@ impl<'a> Collector<'a> {
         self.open_run = None;
         self.block().has_content = true;
         self.note_item(None);
-        for open in &self.inline {
-            if let Inline::Container(c) = *open {
-                self.doc.containers[c].opaque = true;
-            }
+        // The innermost span only: it passes it on when it closes (marking every open span
+        // here would cost the nesting depth at each code span).
+        if let Some(c) = self.innermost_container() {
+            self.doc.containers[c].opaque = true;
         }
+    }
+
+    fn innermost_container(&self) -> Option<usize> {
+        self.inline.iter().rev().find_map(|open| match open {
+            Inline::Container(c) => Some(*c),
+            Inline::Link(_) => None,
+        })
     }
 
     /// Records what comes next inside the innermost span: the run `run`, or something else.
@@ -454,7 +461,14 @@ impl<'a> Collector<'a> {
         self.open_run = None;
         let end = self.doc.runs.len();
         match self.inline.pop() {
-            Some(Inline::Container(c)) => self.doc.containers[c].runs.end = end,
+            Some(Inline::Container(c)) => {
+                self.doc.containers[c].runs.end = end;
+                if self.doc.containers[c].opaque
+                    && let Some(outer) = self.innermost_container()
+                {
+                    self.doc.containers[outer].opaque = true;
+                }
+            }
             Some(Inline::Link(Some(l))) => self.doc.ref_links[l].runs.end = end,
             Some(Inline::Link(None)) | None => {}
         }
@@ -576,12 +590,13 @@ impl Doc {
                 }
             }
         }
+        let counts = RunCounts::new(&self.runs, &new);
         let mut edits = Vec::new();
         for c in &self.containers {
-            self.fix_container(c, &mut new, &mut edits);
+            self.fix_container(c, &counts, &mut new, &mut edits);
         }
         for link in &self.ref_links {
-            if new[link.runs.clone()].iter().any(Option::is_some) {
+            if counts.changed(&link.runs) {
                 edits.push(self.label_edit(link));
             }
         }
@@ -626,18 +641,18 @@ impl Doc {
 
     /// A span whose text came back empty loses its delimiters (`****` would show); a space
     /// at its inner edge moves outside (`*word *` is not emphasis).
-    fn fix_container(&self, c: &Container, new: &mut [Option<String>], edits: &mut Vec<Edit>) {
-        let changed = new[c.runs.clone()].iter().any(Option::is_some);
-        if c.runs.is_empty() || !changed {
+    fn fix_container(
+        &self,
+        c: &Container,
+        counts: &RunCounts,
+        new: &mut [Option<String>],
+        edits: &mut Vec<Edit>,
+    ) {
+        if !counts.changed(&c.runs) {
             return;
         }
-        let joined: String = c
-            .runs
-            .clone()
-            .map(|id| new[id].as_deref().unwrap_or(&self.runs[id].text))
-            .collect();
-        if !c.opaque && joined.trim().is_empty() {
-            let text = if joined.is_empty() { "" } else { " " };
+        if !c.opaque && !counts.visible(&c.runs) {
+            let text = if counts.empty(&c.runs) { "" } else { " " };
             edits.push(Edit {
                 span: c.span.clone(),
                 text: text.into(),
@@ -664,6 +679,50 @@ impl Doc {
                 text: " ".into(),
             });
         }
+    }
+}
+
+/// Prefix counts over the runs' new texts, so that a span's state costs O(1) however many
+/// spans nest around the same runs.
+#[derive(Debug)]
+struct RunCounts {
+    changed: Vec<usize>,
+    /// Runs with a non-whitespace character.
+    visible: Vec<usize>,
+    nonempty: Vec<usize>,
+}
+
+impl RunCounts {
+    fn new(runs: &[Run], new: &[Option<String>]) -> Self {
+        let mut counts = Self {
+            changed: vec![0],
+            visible: vec![0],
+            nonempty: vec![0],
+        };
+        for (run, text) in runs.iter().zip(new) {
+            let now = text.as_deref().unwrap_or(&run.text);
+            let add = |v: &mut Vec<usize>, yes: bool| v.push(v[v.len() - 1] + usize::from(yes));
+            add(&mut counts.changed, text.is_some());
+            add(&mut counts.visible, !now.trim().is_empty());
+            add(&mut counts.nonempty, !now.is_empty());
+        }
+        counts
+    }
+
+    fn count(v: &[usize], runs: &Range<usize>) -> usize {
+        v[runs.end] - v[runs.start]
+    }
+
+    fn changed(&self, runs: &Range<usize>) -> bool {
+        Self::count(&self.changed, runs) > 0
+    }
+
+    fn visible(&self, runs: &Range<usize>) -> bool {
+        Self::count(&self.visible, runs) > 0
+    }
+
+    fn empty(&self, runs: &Range<usize>) -> bool {
+        Self::count(&self.nonempty, runs) == 0
     }
 }
 
@@ -1123,6 +1182,8 @@ mod tests {
             ">".repeat(100_000) + " deep",
             "[".repeat(100_000),
             "a *".repeat(50_000),
+            // 20k nested spans around the same runs (once quadratic).
+            "*a ".repeat(20_000) + &"b* ".repeat(20_000),
             "[a](".repeat(50_000),
             "- ".repeat(100_000) + "x",
             "`".repeat(100_000),

@@ -22,12 +22,12 @@
 //! for path traversal in entry names; XML is read with quick-xml (no DTD, no external
 //! entities: an entity it does not know is an error, never a fetch).
 
+pub mod distribute;
 pub mod docx;
 pub mod html;
 pub mod markdown;
 pub mod odt;
 pub mod text;
-pub mod distribute;
 mod xml;
 mod zipio;
 
@@ -54,7 +54,10 @@ impl Block {
 
     /// True when there is nothing to translate (no letter or digit).
     pub fn is_blank(&self) -> bool {
-        !self.runs.iter().any(|r| r.chars().any(char::is_alphanumeric))
+        !self
+            .runs
+            .iter()
+            .any(|r| r.chars().any(char::is_alphanumeric))
     }
 }
 

@@ -73,7 +73,13 @@ mod tests {
     fn run(input: &str) -> (String, Vec<Block>) {
         let mut tr = Upper::default();
         let mut report = DocumentReport::default();
-        let out = translate(input.as_bytes(), &DocLimits::default(), &mut tr, &mut report).unwrap();
+        let out = translate(
+            input.as_bytes(),
+            &DocLimits::default(),
+            &mut tr,
+            &mut report,
+        )
+        .unwrap();
         (String::from_utf8(out).unwrap(), tr.seen)
     }
 
