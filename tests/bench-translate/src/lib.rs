@@ -234,7 +234,10 @@ mod tests {
                 assert!(!s.source.is_empty() && !s.reference.is_empty(), "{s:?}");
                 assert!(s.origin.starts_with("Debian package "), "{s:?}");
             }
-            let long = set.iter().filter(|s| s.source.chars().count() >= 120).count();
+            let long = set
+                .iter()
+                .filter(|s| s.source.chars().count() >= 120)
+                .count();
             assert!(long >= 20, "{}: only {long} long sentences", d.pair());
         }
     }

@@ -209,7 +209,8 @@ fn child_valise() -> anyhow::Result<()> {
     }
     config.validate().map_err(anyhow::Error::msg)?;
     let started = Instant::now();
-    let engine = Arc::new(Engine::load(&config).context("loading Valise's engine (run scripts/setup)")?);
+    let engine =
+        Arc::new(Engine::load(&config).context("loading Valise's engine (run scripts/setup)")?);
     let load_secs = started.elapsed().as_secs_f64();
 
     // The daemon's runtime (main.rs: two workers) serving the daemon's router.
@@ -247,7 +248,10 @@ fn child_valise() -> anyhow::Result<()> {
             warmup_secs: warm.elapsed().as_secs_f64(),
             versions: BTreeMap::from([
                 ("valise".into(), env!("CARGO_PKG_VERSION").into()),
-                ("workers_per_model".into(), config.workers_per_model.to_string()),
+                (
+                    "workers_per_model".into(),
+                    config.workers_per_model.to_string(),
+                ),
                 ("batch_size".into(), config.batch_size.to_string()),
             ]),
             threads: thread_count(),
@@ -508,7 +512,8 @@ impl Row {
 }
 
 fn cache_dir() -> PathBuf {
-    std::env::var_os("VALISE_CACHE").map_or_else(|| PathBuf::from("/var/cache/valise"), PathBuf::from)
+    std::env::var_os("VALISE_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/valise"), PathBuf::from)
 }
 
 fn bench(args: Args) -> anyhow::Result<()> {
@@ -604,7 +609,10 @@ fn bench(args: Args) -> anyhow::Result<()> {
                 })?
                 .tokens
             }
-            None => texts.iter().map(|t| t.chars().count().div_ceil(4)).collect(),
+            None => texts
+                .iter()
+                .map(|t| t.chars().count().div_ceil(4))
+                .collect(),
         };
         tokens.insert(d.pair(), counts);
     }
@@ -649,17 +657,25 @@ fn bench(args: Args) -> anyhow::Result<()> {
                 let e = results.entry((d.pair(), c.label)).or_default();
                 e.many_secs.push(r.secs);
                 e.many_cpu_secs.push(r.cpu_secs);
-                e.many_inconsistent = e
-                    .many_inconsistent
-                    .max(r.outputs.iter().zip(&e.outputs).filter(|(a, b)| a != b).count());
+                e.many_inconsistent = e.many_inconsistent.max(
+                    r.outputs
+                        .iter()
+                        .zip(&e.outputs)
+                        .filter(|(a, b)| a != b)
+                        .count(),
+                );
                 if c.label == "valise" {
                     let r: ManyResult = c.ask(&Op::Document {
                         direction: d.reference_name().into(),
                         texts: texts.clone(),
                     })?;
                     e.document_secs.push(r.secs);
-                    let mut differ =
-                        r.outputs.iter().zip(&e.outputs).filter(|(a, b)| a != b).count();
+                    let mut differ = r
+                        .outputs
+                        .iter()
+                        .zip(&e.outputs)
+                        .filter(|(a, b)| a != b)
+                        .count();
                     if r.outputs.len() != e.outputs.len() {
                         // lines lost or added: the whole pass is wrong
                         differ = differ.max(1);
@@ -838,7 +854,8 @@ fn render_table(rows: &[Row], args: &Args, dones: &BTreeMap<&str, (Ready, Done)>
             f(r.concurrent_sentences_per_s, 1),
             f(r.concurrent_tokens_per_s, 0),
             f(r.concurrent_cpu_ms_per_sentence, 2),
-            r.document_sentences_per_s.map_or(String::new(), |x| f(x, 1)),
+            r.document_sentences_per_s
+                .map_or(String::new(), |x| f(x, 1)),
         ));
     }
     out.push_str(

@@ -77,10 +77,7 @@ pub fn start_engines(dir: &Path, threads: u32) -> (EngineProc, EngineProc) {
     let cfg = dir.join("transcribe.toml");
     std::fs::write(
         &cfg,
-        format!(
-            "spool_dir = {:?}\nthreads = {threads}\n",
-            dir.join("spool")
-        ),
+        format!("spool_dir = {:?}\nthreads = {threads}\n", dir.join("spool")),
     )
     .unwrap();
     let _ = std::fs::remove_file(dir.join("transcribe.sock"));
