@@ -57,7 +57,7 @@ use lol_html::{
 };
 use valise_protocol::translate::DocumentReport;
 
-use super::{Block, DocLimits, RunTranslator, check_chars, skip};
+use super::{Block, DocLimits, RunTranslator, check_chars, skip, utf8_body};
 use crate::TranslateError;
 
 /// What lol_html may buffer (a start tag split over input chunks, the selector stack): a
@@ -242,7 +242,6 @@ pub fn translate(
         return Ok(input.to_vec());
     }
     let translated = tr.translate_blocks(&blocks)?;
-    check_shape(&blocks, &translated)?;
     let plan = Plan::new(&sent, &translated);
     if plan.is_empty() {
         return Ok(input.to_vec());
@@ -259,40 +258,6 @@ fn block_of(runs: &[Run]) -> Block {
 
 // ---------------------------------------------------------------------------------------
 // Shared with the other text formats.
-
-/// Splits off a UTF-8 byte-order mark and checks that the rest is UTF-8; the error names the
-/// byte offset of the first invalid sequence (counting the BOM).
-pub(super) fn utf8_body(input: &[u8]) -> Result<(&[u8], &str), String> {
-    const BOM: &[u8] = b"\xEF\xBB\xBF";
-    let (bom, body) = match input.strip_prefix(BOM) {
-        Some(rest) => (BOM, rest),
-        None => (&input[..0], input),
-    };
-    match std::str::from_utf8(body) {
-        Ok(text) => Ok((bom, text)),
-        Err(e) => Err(format!(
-            "the document is not valid UTF-8 (invalid bytes at offset {}); only UTF-8 is accepted",
-            bom.len() + e.valid_up_to()
-        )),
-    }
-}
-
-/// The translator's answer must have one entry per block and one run per run: anything else
-/// would put text in the wrong place.
-pub(super) fn check_shape(blocks: &[Block], out: &[Vec<String>]) -> Result<(), TranslateError> {
-    let same = blocks.len() == out.len()
-        && blocks
-            .iter()
-            .zip(out)
-            .all(|(b, runs)| b.runs.len() == runs.len());
-    if same {
-        Ok(())
-    } else {
-        Err(TranslateError::Internal(
-            "the translator returned a different number of blocks or runs".into(),
-        ))
-    }
-}
 
 /// A UTF-8 error, with the charset the document declares (if any) so the user knows why.
 fn charset_error(input: &[u8], utf8: &str) -> TranslateError {

@@ -57,7 +57,7 @@ use std::ops::Range;
 use pulldown_cmark::{Event, LinkType, Options, Parser, Tag, TagEnd};
 use valise_protocol::translate::DocumentReport;
 
-use super::html::{check_shape, utf8_body};
+use super::utf8_body;
 use super::{Block, DocLimits, RunTranslator, check_chars, skip};
 use crate::TranslateError;
 
@@ -83,7 +83,6 @@ pub fn translate(
         return Ok(input.to_vec());
     }
     let translated = tr.translate_blocks(&blocks)?;
-    check_shape(&blocks, &translated)?;
     let edits = doc.edits(&sent, &translated);
     if edits.is_empty() {
         return Ok(input.to_vec());

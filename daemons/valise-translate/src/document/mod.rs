@@ -116,12 +116,52 @@ pub fn translate(
         )));
     }
     report.format = format;
+    let tr = &mut Checked(tr);
     match format {
         DocumentFormat::Txt => text::translate(input, limits, tr, report),
         DocumentFormat::Md => markdown::translate(input, limits, tr, report),
         DocumentFormat::Html => html::translate(input, limits, tr, report),
         DocumentFormat::Docx => docx::translate(input, limits, tr, report),
         DocumentFormat::Odt => odt::translate(input, limits, tr, report),
+    }
+}
+
+/// The translator's contract (one output per block, as many runs as given) is checked rather
+/// than trusted, once for every format: a mismatch would put text in the wrong places.
+struct Checked<'a>(&'a mut dyn RunTranslator);
+
+impl RunTranslator for Checked<'_> {
+    fn translate_blocks(&mut self, blocks: &[Block]) -> Result<Vec<Vec<String>>, TranslateError> {
+        let out = self.0.translate_blocks(blocks)?;
+        let same = out.len() == blocks.len()
+            && blocks
+                .iter()
+                .zip(&out)
+                .all(|(b, t)| b.runs.len() == t.len());
+        if same {
+            Ok(out)
+        } else {
+            Err(TranslateError::Internal(
+                "the translator returned a different number of blocks or runs".into(),
+            ))
+        }
+    }
+}
+
+/// Splits off a UTF-8 byte-order mark and checks that the rest is UTF-8; the error names the
+/// byte offset of the first invalid sequence (counting the BOM).
+pub(crate) fn utf8_body(input: &[u8]) -> Result<(&[u8], &str), String> {
+    const BOM: &[u8] = b"\xEF\xBB\xBF";
+    let (bom, body) = match input.strip_prefix(BOM) {
+        Some(rest) => (BOM, rest),
+        None => (&input[..0], input),
+    };
+    match std::str::from_utf8(body) {
+        Ok(text) => Ok((bom, text)),
+        Err(e) => Err(format!(
+            "the document is not valid UTF-8 (invalid bytes at offset {}); only UTF-8 is accepted",
+            bom.len() + e.valid_up_to()
+        )),
     }
 }
 
@@ -155,6 +195,37 @@ pub fn check_chars(blocks: &[Block], limits: &DocLimits) -> Result<(), Translate
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrong_shape_from_the_translator_is_an_error() {
+        struct Short;
+        impl RunTranslator for Short {
+            fn translate_blocks(
+                &mut self,
+                _: &[Block],
+            ) -> Result<Vec<Vec<String>>, TranslateError> {
+                Ok(vec![])
+            }
+        }
+        for (format, doc) in [
+            (DocumentFormat::Txt, "Hello.".as_bytes()),
+            (DocumentFormat::Html, b"<p>Hello.</p>"),
+            (DocumentFormat::Md, b"# Hello"),
+        ] {
+            let mut report = DocumentReport::default();
+            let e = translate(format, doc, &DocLimits::default(), &mut Short, &mut report);
+            assert!(
+                matches!(e, Err(TranslateError::Internal(_))),
+                "{format:?}: {e:?}"
+            );
+        }
+    }
 }
 
 /// Test translators for the format modules.

@@ -3,7 +3,7 @@
 
 use valise_protocol::translate::DocumentReport;
 
-use super::{Block, DocLimits, RunTranslator, check_chars};
+use super::{Block, DocLimits, RunTranslator, check_chars, utf8_body};
 use crate::TranslateError;
 
 pub fn translate(
@@ -12,11 +12,7 @@ pub fn translate(
     tr: &mut dyn RunTranslator,
     report: &mut DocumentReport,
 ) -> Result<Vec<u8>, TranslateError> {
-    let text = utf8(input)?;
-    let (bom, body) = match text.strip_prefix('\u{feff}') {
-        Some(rest) => ("\u{feff}", rest),
-        None => ("", text),
-    };
+    let (bom, body) = utf8_body(input).map_err(TranslateError::BadDocument)?;
     // Lines with their terminators split off: (line, terminator).
     let lines: Vec<(&str, &str)> = body
         .split_inclusive('\n')
@@ -46,22 +42,12 @@ pub fn translate(
         new_lines[i] = runs.concat();
     }
     let mut out = String::with_capacity(input.len() + input.len() / 4);
-    out.push_str(bom);
+    out.push_str(std::str::from_utf8(bom).unwrap_or_default());
     for ((_, end), line) in lines.iter().zip(new_lines) {
         out.push_str(&line);
         out.push_str(end);
     }
     Ok(out.into_bytes())
-}
-
-/// The document as UTF-8, or an error naming the first invalid byte.
-pub fn utf8(input: &[u8]) -> Result<&str, TranslateError> {
-    std::str::from_utf8(input).map_err(|e| {
-        TranslateError::BadDocument(format!(
-            "the text is not valid UTF-8 (invalid byte at offset {})",
-            e.valid_up_to()
-        ))
-    })
 }
 
 #[cfg(test)]
