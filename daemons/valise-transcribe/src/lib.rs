@@ -8,7 +8,6 @@
 //! in-process when no daemon runs. Design note: `DESIGN.md` beside this crate.
 
 pub mod api;
-pub mod client;
 pub mod config;
 pub mod engine;
 mod error;

@@ -7,8 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use valise_engine_client::ClientError;
 use valise_protocol::{Format, JobOptions, JobState, Transcript};
-use valise_transcribe::client::ClientError;
 
 const JFK: &str = "and so my fellow americans ask not what your country can do for you ask what you can do for your country";
 

@@ -12,7 +12,6 @@
 //! uses the same [`Engine`] in-process when no daemon runs. Design note: `DESIGN.md`.
 
 pub mod api;
-pub mod client;
 pub mod config;
 pub mod detect;
 pub mod document;

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use hyper::{Method, StatusCode};
+use axum::http::{Method, StatusCode};
+use valise_engine_client::{ClientError, TranslateClient as Client};
 use valise_protocol::ApiError;
 use valise_protocol::translate::TranslateRequest;
-use valise_translate::client::{Client, ClientError};
 use valise_translate::{Config, Engine};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -58,6 +58,7 @@ async fn serves_translate_detect_languages_and_refuses_bad_input() {
     body.extend_from_slice(&[0xC3, 0x28]);
     body.extend_from_slice(br#"","target":"pt"}"#);
     let (status, bytes) = client
+        .http()
         .send_raw(Method::POST, "/v1/translate", body)
         .await
         .expect("send");
@@ -68,6 +69,7 @@ async fn serves_translate_detect_languages_and_refuses_bad_input() {
 
     // Malformed JSON / unknown field: 400 bad_json.
     let (status, bytes) = client
+        .http()
         .send_raw(
             Method::POST,
             "/v1/translate",

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
+use valise_engine_client::TranscribeClient as Client;
 use valise_protocol::{Format, JobOptions, JobState};
-use valise_transcribe::client::Client;
 use valise_transcribe::pipeline::{self, JobCtx, Request};
 use valise_transcribe::slots::ComputeSlots;
 use valise_transcribe::{Config, Engine};

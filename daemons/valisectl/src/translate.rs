@@ -8,11 +8,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use valise_engine_client::TranslateClient;
+use valise_engine_client::TranslateClient as Client;
 use valise_protocol::translate::{
     DocumentFormat, DocumentReport, TranslateRequest, TranslateResponse,
 };
-use valise_translate::client::Client;
 use valise_translate::{Config, Engine};
 
 use crate::args::TranslateArgs;
@@ -173,7 +172,6 @@ async fn document(args: &TranslateArgs, input: &Path, output: &Path) -> anyhow::
     }
     let (bytes, report): (Vec<u8>, DocumentReport) = match backend(args).await? {
         Backend::Daemon(c) => {
-            let c = TranslateClient::new(c.socket());
             let d = c
                 .translate_document(input, format.as_str(), &args.from, &args.to)
                 .await?;

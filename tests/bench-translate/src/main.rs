@@ -25,8 +25,8 @@ use serde::{Deserialize, Serialize};
 use valise_bench_translate::{
     Agreement, Direction, Sentence, cpu_secs, median, peak_rss_kb, percentile, thread_count,
 };
+use valise_engine_client::TranslateClient as Client;
 use valise_protocol::translate::TranslateRequest;
-use valise_translate::client::Client;
 use valise_translate::{Config, Engine};
 
 const CHILD_ARG: &str = "__child-valise";

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use valise_transcribe::client::Client;
+use valise_engine_client::TranscribeClient as Client;
 use valise_transcribe::{Config, Engine, Service};
 
 pub use valise_e2e::{ffmpeg, store, testdata, words};
