@@ -10,14 +10,12 @@
 //! segments are the subtitles' cues, so each keeps its own text and its exact timings
 //! (a sentence is never moved to a neighbouring cue).
 
-use std::time::{Duration, Instant};
-
 use valise_protocol::transcript::{Doubt, Transcript};
 use valise_protocol::translate::{DocumentFormat, DocumentReport, SentenceError};
 
 use crate::document::distribute::{Placed, distribute};
 use crate::document::{self, Block, RunTranslator};
-use crate::engine::Route;
+use crate::engine::{Deadline, Route};
 use crate::segment::strip_controls;
 use crate::{Engine, TranslateError};
 
@@ -28,7 +26,7 @@ struct DocTranslator<'a> {
     engine: &'a Engine,
     source: String,
     target: String,
-    deadline: Instant,
+    deadline: Deadline,
     route: Option<Route>,
     report: DocumentReport,
 }
@@ -124,7 +122,7 @@ impl Engine {
             engine: self,
             source: source.clone(),
             target: target.clone(),
-            deadline: Instant::now() + Duration::from_secs(limits.max_document_secs),
+            deadline: Deadline::after(limits.max_document_secs),
             route: None,
             report: DocumentReport {
                 format,
@@ -193,7 +191,7 @@ impl Engine {
             s => s.to_owned(),
         };
         let route = self.resolve(&source, target, &all)?;
-        let deadline = Instant::now() + Duration::from_secs(limits.max_document_secs);
+        let deadline = Deadline::after(limits.max_document_secs);
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let done = self.translate_texts(&route, &refs, deadline)?;
         let mut out = transcript.clone();

@@ -12,6 +12,7 @@ use valise_protocol::translate::{
     Detection, LanguagePair, Languages, SentenceError, TranslateRequest, TranslateResponse,
 };
 
+use crate::batcher::Batcher;
 use crate::detect::LanguageDetector;
 use crate::model::{Decoded, MarianModel};
 use crate::segment::{Piece, split_long, split_sentences, strip_controls};
@@ -62,12 +63,38 @@ impl TranslatedPiece {
     }
 }
 
+/// When a request must be done by, and the limit to name if it is not.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    pub at: Instant,
+    pub secs: u64,
+}
+
+impl Deadline {
+    pub fn after(secs: u64) -> Self {
+        Self {
+            at: Instant::now() + std::time::Duration::from_secs(secs),
+            secs,
+        }
+    }
+
+    pub fn passed(&self) -> bool {
+        Instant::now() > self.at
+    }
+
+    pub fn error(&self) -> TranslateError {
+        TranslateError::TimedOut(self.secs)
+    }
+}
+
 /// The language every pivot goes through.
 pub const PIVOT: &str = "en";
 
 #[derive(Debug)]
 pub struct Engine {
     models: Vec<Arc<MarianModel>>,
+    /// One per model, same order: the sentences of every request batched together.
+    batchers: Vec<Batcher>,
     detector: LanguageDetector,
     config: Config,
 }
@@ -123,8 +150,19 @@ impl Engine {
         }
         let sources: Vec<String> = models.iter().map(|m| m.meta.src_lang.clone()).collect();
         let detector = LanguageDetector::new(sources.iter().map(String::as_str));
+        let batchers = models
+            .iter()
+            .map(|m| {
+                Batcher::start(
+                    m.clone(),
+                    config.workers_per_model as usize,
+                    config.batch_size as usize,
+                )
+            })
+            .collect();
         Ok(Self {
             models,
+            batchers,
             detector,
             config: config.clone(),
         })
@@ -237,8 +275,7 @@ impl Engine {
     /// Translates a request (blocking: run it off the async runtime). Stops with `timed_out`
     /// once `limits.max_request_secs` have passed (checked between batches).
     pub fn translate(&self, req: &TranslateRequest) -> Result<TranslateResponse, TranslateError> {
-        let deadline =
-            Instant::now() + std::time::Duration::from_secs(self.config.limits.max_request_secs);
+        let deadline = Deadline::after(self.config.limits.max_request_secs);
         let chars = req.text.chars().count();
         if chars > self.config.limits.max_chars {
             return Err(TranslateError::TooLong {
@@ -333,7 +370,7 @@ impl Engine {
         &self,
         route: &Route,
         texts: &[&str],
-        deadline: Instant,
+        deadline: Deadline,
     ) -> Result<Vec<TranslatedText>, TranslateError> {
         // Segment, then split over-long sentences with the first model's tokenizer.
         let first = &route.models[0];
@@ -416,25 +453,53 @@ impl Engine {
         Ok(out)
     }
 
-    /// Translates single sentences with one model: sorted by token length, in batches of
-    /// `batch_size`, each row restricted to its own shortlist. Order of the result = input.
+    /// Translates single sentences with one model, through its batcher: sorted by token
+    /// length, batched with the sentences of the other requests in flight, each row restricted
+    /// to its own shortlist. Order of the result = input.
     pub fn translate_segments(
         &self,
         model: &MarianModel,
         texts: &[String],
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
     ) -> Result<Vec<Decoded>, TranslateError> {
-        self.translate_batched(model, texts, self.config.batch_size as usize, deadline)
+        let Some(batcher) = self
+            .models
+            .iter()
+            .position(|m| std::ptr::eq(m.as_ref(), model))
+            .and_then(|i| self.batchers.get(i))
+        else {
+            return self.translate_batched(model, texts, self.config.batch_size as usize, deadline);
+        };
+        let mut results: Vec<Option<Decoded>> = (0..texts.len()).map(|_| None).collect();
+        let mut rows: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
+        let mut at: Vec<usize> = Vec::with_capacity(texts.len());
+        for (i, t) in texts.iter().enumerate() {
+            match model.tokenize(t) {
+                Ok(ids) => {
+                    rows.push(ids);
+                    at.push(i);
+                }
+                Err(e) => results[i] = Some(Err(e)),
+            }
+        }
+        let out = batcher.translate(rows, deadline)?;
+        for (i, o) in at.into_iter().zip(out) {
+            results[i] = Some(o);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(TranslateError::Internal("sentence lost".into()))))
+            .collect())
     }
 
-    /// As [`translate_segments`](Self::translate_segments) with an explicit batch size (tests
-    /// and benchmarks compare batch 1 with larger batches).
+    /// As [`translate_segments`](Self::translate_segments) on the calling thread alone, with an
+    /// explicit batch size (tests and benchmarks compare batch 1 with larger batches).
     pub fn translate_batched(
         &self,
         model: &MarianModel,
         texts: &[String],
         batch_size: usize,
-        deadline: Option<Instant>,
+        deadline: Option<Deadline>,
     ) -> Result<Vec<Decoded>, TranslateError> {
         let mut results: Vec<Option<Decoded>> = (0..texts.len()).map(|_| None).collect();
         let mut tokenized: Vec<(usize, Vec<u32>)> = Vec::with_capacity(texts.len());
@@ -447,11 +512,9 @@ impl Engine {
         tokenized.sort_by_key(|(_, ids)| ids.len());
         for chunk in tokenized.chunks(batch_size.max(1)) {
             if let Some(d) = deadline
-                && Instant::now() > d
+                && d.passed()
             {
-                return Err(TranslateError::TimedOut(
-                    self.config.limits.max_request_secs,
-                ));
+                return Err(d.error());
             }
             let rows: Vec<Vec<u32>> = chunk.iter().map(|(_, ids)| ids.clone()).collect();
             for ((i, _), out) in chunk.iter().zip(model.translate_ids(&rows)) {

@@ -12,6 +12,7 @@
 //! uses the same [`Engine`] in-process when no daemon runs. Design note: `DESIGN.md`.
 
 pub mod api;
+mod batcher;
 pub mod config;
 pub mod detect;
 pub mod document;

@@ -258,3 +258,61 @@ fn pivots_through_english_when_both_halves_exist() {
     let err = e.route("pt", "es").expect_err("no model into es");
     assert_eq!(err.code(), "unsupported_pair");
 }
+
+/// Concurrent requests share batches (the batcher), without changing any translation, and a
+/// one-sentence request is not held up until a long document is done.
+#[test]
+fn concurrent_requests_share_batches_fairly_and_exactly() {
+    let e = engine();
+    let set = fixtures("enpt");
+    let singles: Vec<String> = set.iter().take(8).map(|f| f.source.clone()).collect();
+    let alone: Vec<String> = singles
+        .iter()
+        .map(|s| e.translate(&req(s, "en", "pt")).expect("alone").translation)
+        .collect();
+    // A document of many lines, sent first.
+    let doc: String = (0..12)
+        .flat_map(|_| set.iter().map(|f| f.source.as_str()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let doc_lines = doc.lines().count();
+    let started = Instant::now();
+    let d = {
+        let e = e.clone();
+        let doc = doc.clone();
+        std::thread::spawn(move || {
+            let r = e.translate(&req(&doc, "en", "pt")).expect("document");
+            (r, started.elapsed())
+        })
+    };
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let threads: Vec<_> = singles
+        .iter()
+        .cloned()
+        .map(|s| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                let r = e.translate(&req(&s, "en", "pt")).expect("single");
+                (r.translation, started.elapsed())
+            })
+        })
+        .collect();
+    let got: Vec<(String, std::time::Duration)> = threads
+        .into_iter()
+        .map(|t| t.join().expect("join"))
+        .collect();
+    let (doc_out, doc_time) = d.join().expect("join");
+    for ((out, _), want) in got.iter().zip(&alone) {
+        assert_eq!(out, want, "a sentence batched with others changed");
+    }
+    assert_eq!(doc_out.translation.lines().count(), doc_lines);
+    assert!(doc_out.errors.is_empty());
+    let slowest_single = got.iter().map(|(_, t)| *t).max().unwrap_or_default();
+    eprintln!(
+        "document ({doc_lines} lines) {doc_time:?}; slowest single sentence {slowest_single:?}"
+    );
+    assert!(
+        slowest_single < doc_time,
+        "single sentences waited for the whole document ({slowest_single:?} vs {doc_time:?})"
+    );
+}

@@ -1,0 +1,306 @@
+//! One model's sentences from every request, batched together.
+//!
+//! Each model has `workers_per_model` session pairs and as many worker threads here. A
+//! request hands its tokenized sentences (sorted by length) to the model's batcher and waits;
+//! each worker builds a batch in turn, round-robin over the requests in flight:
+//!
+//! ```text
+//!  request A (a document, 300 sentences)  ─┐            ┌─▶ worker 1: [A0..A15]      → A
+//!  request B (1 sentence)                  ├─▶ queue ───┤
+//!  request C (1 sentence)                 ─┘            └─▶ worker 2: [B0, C0, A16..] → B, C, A
+//! ```
+//!
+//! - Throughput: single-sentence requests arriving together share a batch instead of one
+//!   batch each, and one document keeps every session pair busy, not just one.
+//! - Fairness: the batch starts with the next request in turn, so a short request waits for
+//!   at most one batch per worker, never for a whole document.
+//! - Exactness: rows of a batch are restricted to their own shortlists (`model.rs`), so which
+//!   sentences share a batch never changes a translation (tested: batched == batch 1).
+//! - Deadlines: a request past its deadline is not given more batches; it ends `timed_out`
+//!   once its batches in flight are back.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use crate::TranslateError;
+use crate::engine::Deadline;
+use crate::model::{Decoded, MarianModel};
+
+#[derive(Debug)]
+pub struct Batcher {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    model: Arc<MarianModel>,
+    batch_size: usize,
+    state: Mutex<State>,
+    /// Workers wait here for sentences.
+    work: Condvar,
+    /// Requests wait here for their results.
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    jobs: VecDeque<Job>,
+    next_id: u64,
+    stop: bool,
+}
+
+#[derive(Debug)]
+struct Job {
+    id: u64,
+    /// (index in the request, token ids), sorted by length.
+    rows: Vec<(usize, Vec<u32>)>,
+    /// Rows handed to workers so far (a prefix of `rows`).
+    taken: usize,
+    /// Rows handed out and not back yet.
+    in_flight: usize,
+    results: Vec<Option<Decoded>>,
+    deadline: Option<Instant>,
+    timed_out: bool,
+}
+
+impl Job {
+    fn waiting(&self) -> bool {
+        self.taken < self.rows.len()
+    }
+
+    fn finished(&self) -> bool {
+        !self.waiting() && self.in_flight == 0
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Batcher {
+    /// Starts `workers` threads for `model` (one per session pair of the model).
+    pub fn start(model: Arc<MarianModel>, workers: usize, batch_size: usize) -> Self {
+        let shared = Arc::new(Shared {
+            model,
+            batch_size: batch_size.max(1),
+            state: Mutex::new(State::default()),
+            work: Condvar::new(),
+            done: Condvar::new(),
+        });
+        let threads = (0..workers.max(1))
+            .map(|i| {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name(format!("translate-{i}"))
+                    .spawn(move || worker(&s))
+                    .unwrap_or_else(|e| panic!("cannot start a translation thread: {e}"))
+            })
+            .collect();
+        Self { shared, threads }
+    }
+
+    /// Translates `rows` (token ids per sentence) and returns one result per row, in order.
+    /// Blocks until every row is back, or fails with `timed_out` once `deadline` has passed.
+    pub fn translate(
+        &self,
+        rows: Vec<Vec<u32>>,
+        deadline: Option<Deadline>,
+    ) -> Result<Vec<Decoded>, TranslateError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = rows.len();
+        let mut indexed: Vec<(usize, Vec<u32>)> = rows.into_iter().enumerate().collect();
+        indexed.sort_by_key(|(_, ids)| ids.len());
+        let mut st = self.shared.lock();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.jobs.push_back(Job {
+            id,
+            rows: indexed,
+            taken: 0,
+            in_flight: 0,
+            results: (0..n).map(|_| None).collect(),
+            deadline: deadline.map(|d| d.at),
+            timed_out: false,
+        });
+        self.shared.work.notify_all();
+        loop {
+            let pos = st.jobs.iter().position(|j| j.id == id);
+            let Some(pos) = pos else {
+                return Err(TranslateError::Internal(
+                    "a translation request was lost".into(),
+                ));
+            };
+            if st.jobs[pos].finished() {
+                let job = st.jobs.remove(pos).unwrap_or_else(|| unreachable!());
+                if job.timed_out
+                    && let Some(d) = deadline
+                {
+                    return Err(d.error());
+                }
+                return Ok(job
+                    .results
+                    .into_iter()
+                    .map(|r| {
+                        r.unwrap_or_else(|| Err(TranslateError::Internal("sentence lost".into())))
+                    })
+                    .collect());
+            }
+            st = self
+                .shared
+                .done
+                .wait(st)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+impl Drop for Batcher {
+    fn drop(&mut self) {
+        self.shared.lock().stop = true;
+        self.shared.work.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+/// One batch: (job id, row index in the request) per row, and the rows.
+type Batch = (Vec<(u64, usize)>, Vec<Vec<u32>>);
+
+fn worker(s: &Shared) {
+    loop {
+        let (owners, rows) = {
+            let mut st = s.lock();
+            loop {
+                if st.stop {
+                    return;
+                }
+                if expire(&mut st) {
+                    s.done.notify_all();
+                }
+                if let Some(batch) = next_batch(&mut st, s.batch_size) {
+                    break batch;
+                }
+                st = s.work.wait(st).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let out = s.model.translate_ids(&rows);
+        let mut st = s.lock();
+        for ((job_id, index), result) in owners.into_iter().zip(out) {
+            if let Some(job) = st.jobs.iter_mut().find(|j| j.id == job_id) {
+                job.results[index] = Some(result);
+                job.in_flight -= 1;
+            }
+        }
+        s.done.notify_all();
+    }
+}
+
+/// Requests past their deadline get no more batches; true when one just expired.
+fn expire(st: &mut State) -> bool {
+    let now = Instant::now();
+    let mut any = false;
+    for job in st.jobs.iter_mut() {
+        if job.waiting() && job.deadline.is_some_and(|d| now > d) {
+            job.taken = job.rows.len();
+            job.timed_out = true;
+            any = true;
+        }
+    }
+    any
+}
+
+/// Up to `size` rows: first from the request whose turn it is (which then goes to the back
+/// of the line), then from the others in order.
+fn next_batch(st: &mut State, size: usize) -> Option<Batch> {
+    let first = st.jobs.iter().position(Job::waiting)?;
+    // The request served now goes to the back of the line.
+    let job = st.jobs.remove(first)?;
+    st.jobs.push_back(job);
+    let order: Vec<usize> = std::iter::once(st.jobs.len() - 1)
+        .chain(0..st.jobs.len() - 1)
+        .collect();
+    let mut owners = Vec::with_capacity(size);
+    let mut rows = Vec::with_capacity(size);
+    for i in order {
+        let job = &mut st.jobs[i];
+        while owners.len() < size && job.waiting() {
+            let (index, ids) = &job.rows[job.taken];
+            owners.push((job.id, *index));
+            rows.push(ids.clone());
+            job.taken += 1;
+            job.in_flight += 1;
+        }
+        if owners.len() == size {
+            break;
+        }
+    }
+    Some((owners, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: u64, lens: &[usize]) -> Job {
+        Job {
+            id,
+            rows: lens
+                .iter()
+                .enumerate()
+                .map(|(i, &l)| (i, vec![1; l]))
+                .collect(),
+            taken: 0,
+            in_flight: 0,
+            results: lens.iter().map(|_| None).collect(),
+            deadline: None,
+            timed_out: false,
+        }
+    }
+
+    fn ids(b: &Batch) -> Vec<u64> {
+        b.0.iter().map(|(j, _)| *j).collect()
+    }
+
+    #[test]
+    fn batches_take_turns_and_fill_up_with_other_requests() {
+        let mut st = State::default();
+        st.jobs.push_back(job(1, &[3; 10])); // a document
+        st.jobs.push_back(job(2, &[2])); // two single sentences
+        st.jobs.push_back(job(3, &[5]));
+        let b = next_batch(&mut st, 4).unwrap();
+        assert_eq!(ids(&b), [1, 1, 1, 1]);
+        // Request 1 went to the back: the two single sentences go next, topped up with it.
+        let b = next_batch(&mut st, 4).unwrap();
+        assert_eq!(ids(&b), [2, 3, 1, 1]);
+        let b = next_batch(&mut st, 4).unwrap();
+        assert_eq!(ids(&b), [1, 1, 1, 1]);
+        assert!(
+            next_batch(&mut st, 4).is_none(),
+            "every row is handed out once"
+        );
+        let total: usize = st.jobs.iter().map(|j| j.in_flight).sum();
+        assert_eq!(total, 12);
+    }
+
+    #[test]
+    fn a_request_past_its_deadline_gets_no_more_batches() {
+        let mut st = State::default();
+        let mut j = job(1, &[3; 5]);
+        j.deadline = Some(Instant::now() - std::time::Duration::from_secs(1));
+        j.taken = 2;
+        j.in_flight = 2;
+        st.jobs.push_back(j);
+        assert!(expire(&mut st));
+        assert!(st.jobs[0].timed_out);
+        assert!(next_batch(&mut st, 4).is_none());
+        assert!(!st.jobs[0].finished(), "still waits for its rows in flight");
+    }
+}
