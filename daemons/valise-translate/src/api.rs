@@ -178,6 +178,11 @@ async fn translate_document(
     body: Body,
 ) -> Response {
     let run = async {
+        // The body first: an answer sent while the client is still writing its upload
+        // reaches it as a broken connection, not as the refusal.
+        let limits = &engine.config().limits;
+        let limit = usize::try_from(limits.max_document_bytes.bytes()).unwrap_or(usize::MAX);
+        let bytes = read_bytes(body, limit).await?;
         let format = param(&q, "format")?;
         let format = DocumentFormat::parse(format).ok_or_else(|| {
             Failure(ApiError::new(
@@ -190,9 +195,6 @@ async fn translate_document(
         })?;
         let source = q.get("source").cloned().unwrap_or_else(|| "auto".into());
         let target = param(&q, "target")?.to_owned();
-        let limits = &engine.config().limits;
-        let limit = usize::try_from(limits.max_document_bytes.bytes()).unwrap_or(usize::MAX);
-        let bytes = read_bytes(body, limit).await?;
         let eng = engine.clone();
         let (out, report) = blocking(limits.max_document_secs, move || {
             eng.translate_document(format, &bytes, &source, &target)
