@@ -27,7 +27,7 @@
 
 use valise_protocol::translate::DocumentReport;
 
-use super::xml::{Format, Note, Role, translate_package};
+use super::xml::{DELETIONS, EMBEDDED, Format, Note, Role, translate_package};
 use super::{DocLimits, RunTranslator};
 use crate::TranslateError;
 
@@ -37,17 +37,9 @@ const W_STRICT: &str = "http://purl.oclc.org/ooxml/wordprocessingml/main";
 
 const MAIN_PART: &str = "word/document.xml";
 
-const DELETIONS: Note = Note {
-    what: "tracked deletions",
-    why: "text deleted with changes tracked is not translated, left as it is",
-};
 const FIELD_CODES: Note = Note {
     what: "field codes",
     why: "field instructions (page numbers, links, references) are not text, left as they are",
-};
-const EMBEDDED: Note = Note {
-    what: "images and embedded objects",
-    why: "images and embedded objects — not text, left as they are",
 };
 
 const FORMAT: Format = Format {
@@ -101,7 +93,7 @@ fn classify(ns: Option<&str>, local: &str) -> Role {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::Block;
-    use super::super::testing::{Merge, Upper};
+    use super::super::testing::{Merge, Same, Upper};
     use super::super::zipio::tests::{build_zip, entries};
     use super::*;
 
@@ -153,13 +145,6 @@ mod tests {
 
     fn is_bad(e: &TranslateError) -> bool {
         matches!(e, TranslateError::BadDocument(_))
-    }
-
-    struct Same;
-    impl RunTranslator for Same {
-        fn translate_blocks(&mut self, b: &[Block]) -> Result<Vec<Vec<String>>, TranslateError> {
-            Ok(b.iter().map(|b| b.runs.clone()).collect())
-        }
     }
 
     const BOLD_PLAIN: &str = r#"<w:p><w:r><w:rPr><w:b/></w:rPr><w:t xml:space="preserve">Hello </w:t></w:r><w:r><w:t>world</w:t></w:r></w:p>"#;

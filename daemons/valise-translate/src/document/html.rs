@@ -876,21 +876,8 @@ fn escape(text: &str, attribute: bool) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::testing::{Merge, Upper};
+    use super::super::testing::{Merge, Same, Upper};
     use super::*;
-
-    /// Returns every run unchanged.
-    #[derive(Debug, Default)]
-    struct Same;
-
-    impl RunTranslator for Same {
-        fn translate_blocks(
-            &mut self,
-            blocks: &[Block],
-        ) -> Result<Vec<Vec<String>>, TranslateError> {
-            Ok(blocks.iter().map(|b| b.runs.clone()).collect())
-        }
-    }
 
     fn run(html: &str, tr: &mut dyn RunTranslator) -> (String, DocumentReport) {
         let mut report = DocumentReport::default();

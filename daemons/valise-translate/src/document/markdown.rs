@@ -871,20 +871,8 @@ fn reads_as_entity(rest: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use super::super::testing::{Merge, Upper};
+    use super::super::testing::{Merge, Same, Upper};
     use super::*;
-
-    #[derive(Debug, Default)]
-    struct Same;
-
-    impl RunTranslator for Same {
-        fn translate_blocks(
-            &mut self,
-            blocks: &[Block],
-        ) -> Result<Vec<Vec<String>>, TranslateError> {
-            Ok(blocks.iter().map(|b| b.runs.clone()).collect())
-        }
-    }
 
     /// Replaces each run by a fixed list of texts, block after block.
     #[derive(Debug)]

@@ -253,6 +253,19 @@ pub(crate) mod testing {
         }
     }
 
+    /// Returns every run unchanged: the output must then be the input, byte for byte.
+    #[derive(Debug, Default)]
+    pub struct Same;
+
+    impl RunTranslator for Same {
+        fn translate_blocks(
+            &mut self,
+            blocks: &[Block],
+        ) -> Result<Vec<Vec<String>>, TranslateError> {
+            Ok(blocks.iter().map(|b| b.runs.clone()).collect())
+        }
+    }
+
     /// Puts each block's whole text, upper-cased, into its first run and empties the others:
     /// what the engine does when one sentence spans every run.
     #[derive(Debug, Default)]

@@ -23,7 +23,7 @@
 
 use valise_protocol::translate::DocumentReport;
 
-use super::xml::{Format, Note, Role, translate_package};
+use super::xml::{DELETIONS, EMBEDDED, Format, Note, Role, translate_package};
 use super::{DocLimits, RunTranslator};
 use crate::TranslateError;
 
@@ -33,14 +33,6 @@ const DRAW: &str = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0";
 const NOTE_NUMBERS: Note = Note {
     what: "footnote numbers",
     why: "note numbers are generated, left as they are",
-};
-const DELETIONS: Note = Note {
-    what: "tracked deletions",
-    why: "text deleted with changes tracked is not translated, left as it is",
-};
-const EMBEDDED: Note = Note {
-    what: "images and embedded objects",
-    why: "images and embedded objects — not text, left as they are",
 };
 
 const FORMAT: Format = Format {
@@ -79,7 +71,7 @@ fn classify(ns: Option<&str>, local: &str) -> Role {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::super::Block;
-    use super::super::testing::{Merge, Upper};
+    use super::super::testing::{Merge, Same, Upper};
     use super::super::zipio::tests::{build_zip, entries};
     use super::*;
     use zip::CompressionMethod;
@@ -136,13 +128,6 @@ mod tests {
     fn error(input: &[u8], limits: &DocLimits) -> TranslateError {
         let mut report = DocumentReport::default();
         translate(input, limits, &mut Upper::default(), &mut report).unwrap_err()
-    }
-
-    struct Same;
-    impl RunTranslator for Same {
-        fn translate_blocks(&mut self, b: &[Block]) -> Result<Vec<Vec<String>>, TranslateError> {
-            Ok(b.iter().map(|b| b.runs.clone()).collect())
-        }
     }
 
     const BOLD_PLAIN: &str = r#"<text:p text:style-name="P1"><text:span text:style-name="T1">Hello </text:span>world</text:p>"#;

@@ -43,6 +43,16 @@ pub(crate) struct Note {
     pub why: &'static str,
 }
 
+/// Kept as they are in both formats, and reported.
+pub(crate) const DELETIONS: Note = Note {
+    what: "tracked deletions",
+    why: "text deleted with changes tracked is not translated, left as it is",
+};
+pub(crate) const EMBEDDED: Note = Note {
+    what: "images and embedded objects",
+    why: "images and embedded objects — not text, left as they are",
+};
+
 /// What an element means to the translation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Role {
@@ -577,7 +587,7 @@ fn escape_text(text: &str) -> String {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::testing::{Merge, Upper};
+    use super::super::testing::{Merge, Same, Upper};
     use super::*;
 
     const NS: &str = "urn:test";
@@ -632,13 +642,6 @@ mod tests {
         match collect("part.xml", xml, classify, 8) {
             Err(TranslateError::BadDocument(m)) => m,
             other => panic!("{other:?}"),
-        }
-    }
-
-    struct Same;
-    impl RunTranslator for Same {
-        fn translate_blocks(&mut self, b: &[Block]) -> Result<Vec<Vec<String>>, TranslateError> {
-            Ok(b.iter().map(|b| b.runs.clone()).collect())
         }
     }
 
