@@ -119,3 +119,14 @@ pub fn words(s: &str) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves nothing behind.
+#[derive(Debug)]
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

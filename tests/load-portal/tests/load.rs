@@ -36,6 +36,7 @@ fn concurrent_staff_get_answers_and_no_job_is_lost() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(portal.stderr.take().unwrap()).lines();
+    let _portal = valise_e2e::KillOnDrop(portal);
     let url = loop {
         let line = lines
             .next()
@@ -98,6 +99,4 @@ fn concurrent_staff_get_answers_and_no_job_is_lost() {
             std::thread::sleep(Duration::from_millis(300));
         }
     }
-    let _ = portal.kill();
-    let _ = portal.wait();
 }
