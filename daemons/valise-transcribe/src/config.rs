@@ -72,6 +72,9 @@ pub struct DecodingSettings {
     pub flash_attn: bool,
     /// Temperature fallback when decoding fails whisper's quality checks (as openai-whisper).
     pub temperature_fallback: bool,
+    /// 1: greedy decoding. More: beam search with this many beams (more accurate, slower;
+    /// see tests/bench-transcribe/README.md for the measured trade-off).
+    pub beam_size: u32,
 }
 
 impl Default for Config {
@@ -126,6 +129,7 @@ impl Default for DecodingSettings {
             trim_audio_ctx: false,
             flash_attn: false,
             temperature_fallback: true,
+            beam_size: 1,
         }
     }
 }

@@ -384,7 +384,14 @@ impl Run<'_> {
 
     fn whisper(&mut self) -> Result<Vec<Segment>, TranscribeError> {
         let dec = &self.settings.decoding;
-        let mut p = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        let strategy = match dec.beam_size {
+            0 | 1 => SamplingStrategy::Greedy { best_of: 1 },
+            n => SamplingStrategy::BeamSearch {
+                beam_size: n as i32,
+                patience: -1.0,
+            },
+        };
+        let mut p = FullParams::new(strategy);
         p.set_n_threads(self.settings.threads as i32);
         p.set_translate(self.req.translate);
         p.set_language(Some(self.language.as_deref().unwrap_or("auto")));

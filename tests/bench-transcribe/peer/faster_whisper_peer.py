@@ -16,7 +16,8 @@ then for each line {"path": "a.wav", "language": "fr"} it prints
 {"path": ..., "text": ..., "secs": 0.8, "cpu_secs": 1.5}, and at the end of stdin
 {"peak_rss_kb": 312000} (VmHWM, the figure the Valise child reports).
 
-Decoding mirrors what Valise asks of whisper.cpp: greedy (beam_size=1, best_of=1), the language
+Decoding mirrors what Valise asks of whisper.cpp: greedy (beam_size=1, best_of=1; or the
+job's beam_size, as Valise's --beam-size), the language
 forced, no conditioning on previous text (Valise sets whisper.cpp's no_context), timestamps
 decoded, the same temperature fallback and thresholds, and when Valise uses its Silero VAD,
 faster-whisper's own Silero VAD with Valise's VAD parameters. Timing covers `transcribe()` and
@@ -76,7 +77,7 @@ def main():
             path,
             language=language,
             task="transcribe",
-            beam_size=1,
+            beam_size=int(job.get("beam_size", 1)),
             best_of=1,
             temperature=temperature,
             compression_ratio_threshold=2.4,

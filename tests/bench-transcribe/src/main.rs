@@ -95,6 +95,9 @@ struct Args {
     /// Both: no temperature fallback (greedy at temperature 0 only).
     #[arg(long)]
     no_temperature_fallback: bool,
+    /// Both: beams (1 = greedy, the daemon's default).
+    #[arg(long, default_value_t = 1)]
+    beam_size: u32,
     /// Untimed runs of the first file before timing (both engines).
     #[arg(long, default_value_t = 1)]
     warmup: usize,
@@ -530,6 +533,7 @@ fn bench(args: Args) -> anyhow::Result<()> {
                         options.batch_secs = b;
                     }
                     options.temperature_fallback = !args.no_temperature_fallback;
+                    options.beam_size = args.beam_size;
                     let job = ValiseJob {
                         options,
                         warmup: args.warmup,
@@ -555,6 +559,7 @@ fn bench(args: Args) -> anyhow::Result<()> {
                             "max_speech_duration_s": vad.max_speech_secs,
                         },
                         "temperature_fallback": !args.no_temperature_fallback,
+                        "beam_size": args.beam_size,
                         "warmup": args.warmup,
                         "warmup_file": files.first(),
                     });
@@ -689,6 +694,7 @@ fn bench(args: Args) -> anyhow::Result<()> {
             flash_attn: !args.no_flash_attn,
             batch_secs: args.batch_secs.unwrap_or(vad_defaults.batch_secs),
             temperature_fallback: !args.no_temperature_fallback,
+            beam_size: args.beam_size,
         };
         let doc = serde_json::json!({
             "threads": args.threads,

@@ -24,6 +24,7 @@ pub struct Options {
     pub flash_attn: bool,
     pub batch_secs: f32,
     pub temperature_fallback: bool,
+    pub beam_size: u32,
 }
 
 impl Options {
@@ -39,6 +40,7 @@ impl Options {
             flash_attn: c.decoding.flash_attn,
             batch_secs: c.decoding.batch_secs,
             temperature_fallback: c.decoding.temperature_fallback,
+            beam_size: c.decoding.beam_size,
         }
     }
 
@@ -54,6 +56,7 @@ impl Options {
         c.decoding.flash_attn = self.flash_attn;
         c.decoding.batch_secs = self.batch_secs;
         c.decoding.temperature_fallback = self.temperature_fallback;
+        c.decoding.beam_size = self.beam_size;
         c
     }
 }
