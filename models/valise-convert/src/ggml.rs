@@ -20,7 +20,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::error::ConvertError;
-use crate::quant::{Q5_1_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK5_1, QK8_0};
+use crate::quant::{Q4_0_BLOCK_BYTES, Q5_1_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK4_0, QK5_1, QK8_0};
 
 /// `GGML_FILE_MAGIC`.
 pub const GGML_MAGIC: u32 = 0x6767_6d6c;
@@ -34,6 +34,7 @@ pub const GGML_QNT_VERSION_FACTOR: i32 = 1000;
 pub enum GgmlType {
     F32,
     F16,
+    Q4_0,
     Q5_1,
     Q8_0,
 }
@@ -44,6 +45,7 @@ impl GgmlType {
         match self {
             Self::F32 => 0,
             Self::F16 => 1,
+            Self::Q4_0 => 2,
             Self::Q5_1 => 7,
             Self::Q8_0 => 8,
         }
@@ -54,6 +56,7 @@ impl GgmlType {
         Some(match id {
             0 => Self::F32,
             1 => Self::F16,
+            2 => Self::Q4_0,
             7 => Self::Q5_1,
             8 => Self::Q8_0,
             _ => return None,
@@ -65,6 +68,7 @@ impl GgmlType {
         match self {
             Self::F32 => "f32",
             Self::F16 => "f16",
+            Self::Q4_0 => "q4_0",
             Self::Q5_1 => "q5_1",
             Self::Q8_0 => "q8_0",
         }
@@ -76,6 +80,9 @@ impl GgmlType {
         match self {
             Self::F32 => n.checked_mul(4),
             Self::F16 => n.checked_mul(2),
+            Self::Q4_0 => n
+                .is_multiple_of(QK4_0)
+                .then(|| n / QK4_0 * Q4_0_BLOCK_BYTES),
             Self::Q5_1 => n
                 .is_multiple_of(QK5_1)
                 .then(|| n / QK5_1 * Q5_1_BLOCK_BYTES),

@@ -83,6 +83,8 @@ enum TypeArg {
     Q8_0,
     #[value(name = "q5_1")]
     Q5_1,
+    #[value(name = "q4_0")]
+    Q4_0,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -119,6 +121,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     TypeArg::F16 => OutType::F16,
                     TypeArg::Q8_0 => OutType::Q8_0,
                     TypeArg::Q5_1 => OutType::Q5_1,
+                    TypeArg::Q4_0 => OutType::Q4_0,
                 },
                 english_only: match english_only {
                     EnglishArg::Auto => EnglishOnly::Auto,

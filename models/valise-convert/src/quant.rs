@@ -1,5 +1,6 @@
 //! GGML block quantization, bit-for-bit with ggml's reference quantizers
-//! (`quantize_row_q8_0_ref`, `quantize_row_q5_1_ref` in `ggml-quants.c`),
+//! (`quantize_row_q8_0_ref`, `quantize_row_q5_1_ref`, `quantize_row_q4_0_ref` in
+//! `ggml-quants.c`),
 //! which are what whisper.cpp's `quantize` tool runs (`ggml_quantize_chunk`
 //! without an importance matrix).
 //!
@@ -16,6 +17,57 @@ pub const Q8_0_BLOCK_BYTES: usize = 2 + QK8_0;
 pub const QK5_1: usize = 32;
 /// Bytes per Q5_1 block: f16 `d`, f16 `m`, u32 `qh`, 16 bytes of nibbles.
 pub const Q5_1_BLOCK_BYTES: usize = 2 + 2 + 4 + QK5_1 / 2;
+
+/// Elements per Q4_0 block.
+pub const QK4_0: usize = 32;
+/// Bytes per Q4_0 block: f16 `d` + 16 bytes of nibbles.
+pub const Q4_0_BLOCK_BYTES: usize = 2 + QK4_0 / 2;
+
+/// Appends the Q4_0 encoding of `x` to `out` (ggml `quantize_row_q4_0_ref`): per block,
+/// d = (the value of largest magnitude) / -8, codes = min(15, (int8)(x/d + 8.5)), the first
+/// half of the block in the low nibbles. Q4_0 is the type ggml's x86 CPU backend repacks into
+/// its fast AVX2 GEMM layout at load time (q8_0 and q5_1 have no such kernels).
+pub fn quantize_q4_0(x: &[f32], out: &mut Vec<u8>) {
+    debug_assert_eq!(x.len() % QK4_0, 0);
+    out.reserve(x.len() / QK4_0 * Q4_0_BLOCK_BYTES);
+    for block in x.chunks_exact(QK4_0) {
+        let mut amax = 0.0f32;
+        let mut max = 0.0f32;
+        for &v in block {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        let d = max / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+        for j in 0..QK4_0 / 2 {
+            let x0 = block[j] * id;
+            let x1 = block[QK4_0 / 2 + j] * id;
+            // MIN(15, (int8_t)(x + 8.5f)): truncation toward zero, then the cap.
+            let xi0 = ((x0 + 8.5) as i8).min(15) as u8;
+            let xi1 = ((x1 + 8.5) as i8).min(15) as u8;
+            out.push(xi0 | (xi1 << 4));
+        }
+    }
+}
+
+/// Decodes Q4_0 blocks (ggml `dequantize_row_q4_0`).
+pub fn dequantize_q4_0(blocks: &[u8]) -> Vec<f32> {
+    let mut out = vec![0.0; blocks.len() / Q4_0_BLOCK_BYTES * QK4_0];
+    for (b, y) in blocks
+        .chunks_exact(Q4_0_BLOCK_BYTES)
+        .zip(out.chunks_exact_mut(QK4_0))
+    {
+        let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
+        for (j, &q) in b[2..].iter().enumerate() {
+            y[j] = (f32::from(q & 0x0F) - 8.0) * d;
+            y[j + QK4_0 / 2] = (f32::from(q >> 4) - 8.0) * d;
+        }
+    }
+    out
+}
 
 /// Appends the Q8_0 encoding of `x` to `out`. `x.len()` must be a multiple of
 /// [`QK8_0`] (the caller checks; a partial tail block is ignored).
@@ -125,6 +177,54 @@ mod tests {
                 ((s >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
             })
             .collect()
+    }
+
+    #[test]
+    fn q4_0_hand_computed_block() {
+        // Largest magnitude -16 → d = 2, id = 0.5: codes are (int)(x/2 + 8.5), capped at 15.
+        let mut x = [0.0f32; 32];
+        x[0] = -16.0; // -8 + 8.5 = 0.5 → 0
+        x[1] = 14.0; // 7 + 8.5 = 15.5 → 15
+        x[2] = 1.0; // 0.5 + 8.5 = 9
+        x[16] = 15.9; // 7.95 + 8.5 = 16.45 → 16, capped to 15
+        x[17] = -3.0; // -1.5 + 8.5 = 7
+        let mut out = Vec::new();
+        quantize_q4_0(&x, &mut out);
+        assert_eq!(out.len(), Q4_0_BLOCK_BYTES);
+        assert_eq!(f16::from_le_bytes([out[0], out[1]]).to_f32(), 2.0);
+        assert_eq!(
+            out[2],
+            15 << 4,
+            "x[0] = 0 in the low nibble, x[16] = 15 in the high"
+        );
+        assert_eq!(out[3], 15 | (7 << 4));
+        assert_eq!(out[4], 9 | (8 << 4), "zeros encode as 8");
+        let back = dequantize_q4_0(&out);
+        assert_eq!(back[0], -16.0);
+        assert_eq!(back[1], 14.0);
+        assert_eq!(back[17], -2.0);
+        // All zeros: d = 0, every code 8, decodes to zeros.
+        let mut z = Vec::new();
+        quantize_q4_0(&[0.0; 32], &mut z);
+        assert!(z[2..].iter().all(|&b| b == 0x88));
+        assert!(dequantize_q4_0(&z).iter().all(|&v| v == 0.0));
+    }
+
+    #[test]
+    fn q4_0_error_is_within_half_a_step() {
+        let x = lcg_values(32 * 64, 7, 3.0);
+        let mut out = Vec::new();
+        quantize_q4_0(&x, &mut out);
+        let back = dequantize_q4_0(&out);
+        for (block, (xs, ys)) in x.chunks(32).zip(back.chunks(32)).enumerate() {
+            let d = f16::from_le_bytes([out[block * 18], out[block * 18 + 1]])
+                .to_f32()
+                .abs();
+            for (a, b) in xs.iter().zip(ys) {
+                // Half a step from rounding, plus the cap at +7 on the far side of the scale.
+                assert!((a - b).abs() <= d * 1.0 + 1e-3, "{a} vs {b} (d = {d})");
+            }
+        }
     }
 
     #[test]

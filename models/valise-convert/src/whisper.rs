@@ -25,7 +25,7 @@ use crate::error::ConvertError;
 use crate::ggml::{
     self, GGML_QNT_VERSION, GGML_QNT_VERSION_FACTOR, GgmlType, HashingWriter, Hparams,
 };
-use crate::quant::{QK5_1, QK8_0, quantize_q5_1, quantize_q8_0};
+use crate::quant::{QK4_0, QK5_1, QK8_0, quantize_q4_0, quantize_q5_1, quantize_q8_0};
 
 /// The CTranslate2 spec name of whisper models.
 pub const WHISPER_SPEC: &str = "WhisperSpec";
@@ -47,6 +47,8 @@ pub enum OutType {
     Q8_0,
     /// As whisper.cpp `quantize ... q5_1`.
     Q5_1,
+    /// As whisper.cpp `quantize ... q4_0`.
+    Q4_0,
 }
 
 impl OutType {
@@ -60,6 +62,8 @@ impl OutType {
             Self::F16 => 1,
             Self::Q8_0 => GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR + 7,
             Self::Q5_1 => GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR + 9,
+            // GGML_FTYPE_MOSTLY_Q4_0 = 2
+            Self::Q4_0 => GGML_QNT_VERSION * GGML_QNT_VERSION_FACTOR + 2,
         }
     }
 
@@ -68,6 +72,7 @@ impl OutType {
             Self::F16 => None,
             Self::Q8_0 => Some(GgmlType::Q8_0),
             Self::Q5_1 => Some(GgmlType::Q5_1),
+            Self::Q4_0 => Some(GgmlType::Q4_0),
         }
     }
 
@@ -77,6 +82,7 @@ impl OutType {
             Self::F16 => "f16",
             Self::Q8_0 => "q8_0",
             Self::Q5_1 => "q5_1",
+            Self::Q4_0 => "q4_0",
         }
     }
 }
@@ -923,11 +929,11 @@ impl<'m, 'a> Plan<'m, 'a> {
                     buf.extend_from_slice(&f16::from_f32(*v).to_le_bytes());
                 }
             }
-            GgmlType::Q8_0 | GgmlType::Q5_1 => {
-                let block = if ttype == GgmlType::Q8_0 {
-                    QK8_0
-                } else {
-                    QK5_1
+            GgmlType::Q8_0 | GgmlType::Q5_1 | GgmlType::Q4_0 => {
+                let block = match ttype {
+                    GgmlType::Q8_0 => QK8_0,
+                    GgmlType::Q5_1 => QK5_1,
+                    _ => QK4_0,
                 };
                 let row_len = t.shape.last().copied().unwrap_or(0);
                 if row_len == 0 || !row_len.is_multiple_of(block) {
@@ -939,10 +945,10 @@ impl<'m, 'a> Plan<'m, 'a> {
                 }
                 // Quantize what the f16 file would hold, as the quantize tool does.
                 let rounded: Vec<f32> = values.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
-                if ttype == GgmlType::Q8_0 {
-                    quantize_q8_0(&rounded, &mut buf);
-                } else {
-                    quantize_q5_1(&rounded, &mut buf);
+                match ttype {
+                    GgmlType::Q8_0 => quantize_q8_0(&rounded, &mut buf),
+                    GgmlType::Q5_1 => quantize_q5_1(&rounded, &mut buf),
+                    _ => quantize_q4_0(&rounded, &mut buf),
                 }
             }
         }

@@ -309,6 +309,7 @@ fn tensor_f32s(bytes: &[u8], ttype: GgmlType) -> Vec<f32> {
             .collect(),
         GgmlType::Q8_0 => valise_convert::quant::dequantize_q8_0(bytes),
         GgmlType::Q5_1 => valise_convert::quant::dequantize_q5_1(bytes),
+        GgmlType::Q4_0 => valise_convert::quant::dequantize_q4_0(bytes),
     }
 }
 
@@ -438,6 +439,7 @@ fn quantized_outputs_follow_the_quantize_tool() {
     for (out_type, qtype, ftype) in [
         (OutType::Q8_0, GgmlType::Q8_0, 2007),
         (OutType::Q5_1, GgmlType::Q5_1, 2009),
+        (OutType::Q4_0, GgmlType::Q4_0, 2002),
     ] {
         let out = env.convert_bytes(&bytes, out_type).expect("convert");
         let data = std::fs::read(&out).expect("read");
@@ -468,7 +470,7 @@ fn output_is_deterministic_and_report_matches_file() {
     let model = env.write_model("m.bin", &bytes);
     let a = env.dir.path().join("a.bin");
     let b = env.dir.path().join("b.bin");
-    for t in [OutType::F16, OutType::Q8_0, OutType::Q5_1] {
+    for t in [OutType::F16, OutType::Q8_0, OutType::Q5_1, OutType::Q4_0] {
         let ra = env
             .convert_path(&model, &a, t, EnglishOnly::Auto)
             .expect("a");

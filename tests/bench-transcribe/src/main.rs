@@ -19,9 +19,10 @@ use valise_bench_transcribe::valise::{Options, Runner};
 use valise_bench_transcribe::{Lang, Score, cpu_secs, peak_rss_kb};
 
 const CHILD_ARG: &str = "__child-valise";
-const ALL_CONFIGS: [&str; 5] = [
+const ALL_CONFIGS: [&str; 6] = [
     "whisper-base-q8_0",
     "whisper-base-q5_1",
+    "whisper-base-q4_0",
     "whisper-base-f16",
     "whisper-tiny.en-q8_0",
     "whisper-tiny.en-f16",
@@ -37,7 +38,7 @@ struct Args {
     #[arg(long, value_delimiter = ',', default_value = "fr,en,librivox,jfk")]
     sets: Vec<String>,
     /// Valise models (ids in the store); each is compared with faster-whisper on the same
-    /// CTranslate2 weights: q8_0 and q5_1 with int8, f16 with float32.
+    /// CTranslate2 weights: q8_0, q5_1 and q4_0 with int8, f16 with float32.
     #[arg(long, value_delimiter = ',', default_values_t = ALL_CONFIGS.map(String::from))]
     configs: Vec<String>,
     /// Engines to run.
