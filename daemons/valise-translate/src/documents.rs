@@ -43,10 +43,12 @@ impl RunTranslator for DocTranslator<'_> {
             Some(r) => r.clone(),
             None => {
                 let mut sample = String::new();
+                let mut chars = 0usize;
                 for t in &texts {
-                    if sample.chars().count() > DETECT_SAMPLE_CHARS {
+                    if chars > DETECT_SAMPLE_CHARS {
                         break;
                     }
+                    chars += t.chars().count() + 1;
                     sample.push_str(t);
                     sample.push('\n');
                 }
@@ -66,28 +68,20 @@ impl RunTranslator for DocTranslator<'_> {
                 .map(|p| Placed {
                     src: p.src.clone(),
                     out: p.output(text),
-                    sentence: p.is_sentence(),
+                    sentence: p.is_sentence,
                 })
                 .collect();
             let lens: Vec<usize> = runs.iter().map(String::len).collect();
             let (new_runs, merged) = distribute(&lens, &placed);
             self.report.merged_runs += merged;
             self.report.sentences += t.sentences;
-            for p in &t.pieces {
-                if let Some(e) = &p.error
-                    && self
-                        .report
-                        .errors
-                        .last()
-                        .is_none_or(|l| l.sentence != base + p.sentence)
-                {
-                    self.report.errors_total += 1;
-                    if self.report.errors.len() < DocumentReport::MAX_LISTED {
-                        self.report.errors.push(SentenceError {
-                            sentence: base + p.sentence,
-                            ..e.clone()
-                        });
-                    }
+            for e in t.errors() {
+                self.report.errors_total += 1;
+                if self.report.errors.len() < DocumentReport::MAX_LISTED {
+                    self.report.errors.push(SentenceError {
+                        sentence: base + e.sentence,
+                        ..e.clone()
+                    });
                 }
             }
             out.push(new_runs);
@@ -115,7 +109,7 @@ impl Engine {
         if source != "auto" && !source.is_empty() {
             self.resolve(&source, &target, "")?;
         } else {
-            self.resolve_target(&target)?;
+            self.source_candidates(&target)?;
         }
         let limits = &self.config().limits;
         let mut tr = DocTranslator {
@@ -206,16 +200,5 @@ impl Engine {
             }
         }
         Ok(out)
-    }
-
-    /// Checks that some installed model translates into `target`.
-    fn resolve_target(&self, target: &str) -> Result<(), TranslateError> {
-        let ok = self.languages().pairs.iter().any(|p| p.target == target);
-        if ok {
-            Ok(())
-        } else {
-            // The engine's own message lists the installed pairs.
-            self.resolve("auto", target, "x").map(|_| ())
-        }
     }
 }

@@ -41,19 +41,26 @@ pub struct TranslatedPiece {
     pub src: std::ops::Range<usize>,
     /// Sentence number (across all texts of the call); unused for gaps.
     pub sentence: usize,
-    /// `Some` for a sentence piece (the index of the segment given to the model).
-    pub segment: Option<usize>,
+    /// A sentence (or a piece of an over-long one) given to the model, not a gap.
+    pub is_sentence: bool,
     /// The translation of a sentence piece that succeeded.
     pub translation: Option<String>,
     /// Why a sentence piece failed (its source text stays in place).
     pub error: Option<SentenceError>,
 }
 
-impl TranslatedPiece {
-    pub fn is_sentence(&self) -> bool {
-        self.segment.is_some()
+impl TranslatedText {
+    /// One error per failed sentence (the pieces of a split sentence share theirs).
+    pub fn errors(&self) -> impl Iterator<Item = &SentenceError> {
+        let mut last = None;
+        self.pieces.iter().filter_map(move |p| {
+            let e = p.error.as_ref()?;
+            (last.replace(e.sentence) != Some(e.sentence)).then_some(e)
+        })
     }
+}
 
+impl TranslatedPiece {
     /// What goes into the output: the translation, or the source text for gaps and failures.
     pub fn output<'a>(&'a self, source: &'a str) -> &'a str {
         match &self.translation {
@@ -293,16 +300,8 @@ impl Engine {
             .pop()
             .unwrap_or_default();
 
-        let mut translation = String::with_capacity(text.len() + text.len() / 4);
-        let mut errors: Vec<SentenceError> = Vec::new();
-        for p in &done.pieces {
-            translation.push_str(p.output(&text));
-            if let Some(e) = &p.error
-                && errors.last().is_none_or(|l| l.sentence != p.sentence)
-            {
-                errors.push(e.clone());
-            }
-        }
+        let translation: String = done.pieces.iter().map(|p| p.output(&text)).collect();
+        let errors: Vec<SentenceError> = done.errors().cloned().collect();
         Ok(TranslateResponse {
             translation,
             source: route.source,
@@ -328,20 +327,9 @@ impl Engine {
             // never "detected" as the target itself (2 of the 50 short English UI strings of
             // the fixtures score as Portuguese when both are allowed).
             "auto" | "" => {
-                let candidates: Vec<&str> = self
-                    .detector
-                    .codes()
-                    .into_iter()
-                    .filter(|c| *c != target && self.route(c, &target).is_ok())
-                    .collect();
-                if candidates.is_empty() {
-                    return Err(self.route("auto", &target).err().unwrap_or(
-                        TranslateError::Undetected {
-                            installed: String::new(),
-                        },
-                    ));
-                }
-                LanguageDetector::new(candidates).detect(sample)?.0
+                LanguageDetector::new(self.source_candidates(&target)?)
+                    .detect(sample)?
+                    .0
             }
             code => {
                 self.check_code(code)?;
@@ -359,6 +347,27 @@ impl Engine {
             target,
             models,
         })
+    }
+
+    /// The languages `auto` may detect for `target` (lower case): those with a route to it.
+    /// Fails, naming the installed pairs, when there is none.
+    pub fn source_candidates(&self, target: &str) -> Result<Vec<&str>, TranslateError> {
+        self.check_code(target)?;
+        let candidates: Vec<&str> = self
+            .detector
+            .codes()
+            .into_iter()
+            .filter(|c| *c != target && self.route(c, target).is_ok())
+            .collect();
+        if candidates.is_empty() {
+            return Err(self
+                .route("auto", target)
+                .err()
+                .unwrap_or(TranslateError::Undetected {
+                    installed: String::new(),
+                }));
+        }
+        Ok(candidates)
     }
 
     /// Translates several texts (control characters already stripped) along `route`, all
@@ -382,12 +391,12 @@ impl Engine {
         for text in texts {
             let mut done = TranslatedText::default();
             let mut at = 0usize;
-            let mut push = |done: &mut TranslatedText, len: usize, sentence, segment| {
+            let mut push = |done: &mut TranslatedText, len: usize, sentence, is_sentence| {
                 let end = (at + len).min(text.len());
                 done.pieces.push(TranslatedPiece {
                     src: at..end,
                     sentence,
-                    segment,
+                    is_sentence,
                     translation: None,
                     error: None,
                 });
@@ -395,14 +404,14 @@ impl Engine {
             };
             for p in split_sentences(text) {
                 match p {
-                    Piece::Gap(g) => push(&mut done, g.len(), 0, None),
+                    Piece::Gap(g) => push(&mut done, g.len(), 0, false),
                     Piece::Segment { sentence, text: s } => {
                         done.sentences = done.sentences.max(sentence + 1);
                         for (part, gap) in split_long(&s, max_tokens, &offsets) {
-                            push(&mut done, part.len(), base + sentence, Some(segs.len()));
+                            push(&mut done, part.len(), base + sentence, true);
                             segs.push(part);
                             if !gap.is_empty() {
-                                push(&mut done, gap.len(), 0, None);
+                                push(&mut done, gap.len(), 0, false);
                             }
                         }
                     }
@@ -428,7 +437,7 @@ impl Engine {
         let mut results = results.into_iter();
         for done in &mut out {
             for p in &mut done.pieces {
-                if p.segment.is_none() {
+                if !p.is_sentence {
                     continue;
                 }
                 match results.next() {
@@ -470,26 +479,13 @@ impl Engine {
         else {
             return self.translate_batched(model, texts, self.config.batch_size as usize, deadline);
         };
-        let mut results: Vec<Option<Decoded>> = (0..texts.len()).map(|_| None).collect();
-        let mut rows: Vec<Vec<u32>> = Vec::with_capacity(texts.len());
-        let mut at: Vec<usize> = Vec::with_capacity(texts.len());
-        for (i, t) in texts.iter().enumerate() {
-            match model.tokenize(t) {
-                Ok(ids) => {
-                    rows.push(ids);
-                    at.push(i);
-                }
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
+        let (mut results, tokenized) = tokenize_all(model, texts);
+        let (at, rows): (Vec<usize>, Vec<Vec<u32>>) = tokenized.into_iter().unzip();
         let out = batcher.translate(rows, deadline)?;
         for (i, o) in at.into_iter().zip(out) {
             results[i] = Some(o);
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(TranslateError::Internal("sentence lost".into()))))
-            .collect())
+        Ok(unwrap_all(results))
     }
 
     /// As [`translate_segments`](Self::translate_segments) on the calling thread alone, with an
@@ -501,14 +497,7 @@ impl Engine {
         batch_size: usize,
         deadline: Option<Deadline>,
     ) -> Result<Vec<Decoded>, TranslateError> {
-        let mut results: Vec<Option<Decoded>> = (0..texts.len()).map(|_| None).collect();
-        let mut tokenized: Vec<(usize, Vec<u32>)> = Vec::with_capacity(texts.len());
-        for (i, t) in texts.iter().enumerate() {
-            match model.tokenize(t) {
-                Ok(ids) => tokenized.push((i, ids)),
-                Err(e) => results[i] = Some(Err(e)),
-            }
-        }
+        let (mut results, mut tokenized) = tokenize_all(model, texts);
         tokenized.sort_by_key(|(_, ids)| ids.len());
         for chunk in tokenized.chunks(batch_size.max(1)) {
             if let Some(d) = deadline
@@ -521,14 +510,36 @@ impl Engine {
                 results[*i] = Some(out);
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(TranslateError::Internal("sentence lost".into()))))
-            .collect())
+        Ok(unwrap_all(results))
     }
 
     /// The model for a direct pair (tests, benchmarks).
     pub fn model(&self, source: &str, target: &str) -> Option<&MarianModel> {
         self.direct(source, target).map(|m| m.as_ref())
     }
+}
+
+/// A result slot per text, and (index, token ids) of the texts that tokenized.
+type Tokenized = (Vec<Option<Decoded>>, Vec<(usize, Vec<u32>)>);
+
+/// Tokenizes every text: a slot per text (filled now for those that failed) and the token
+/// ids of the others with their index.
+fn tokenize_all(model: &MarianModel, texts: &[String]) -> Tokenized {
+    let mut results: Vec<Option<Decoded>> = (0..texts.len()).map(|_| None).collect();
+    let mut tokenized = Vec::with_capacity(texts.len());
+    for (i, t) in texts.iter().enumerate() {
+        match model.tokenize(t) {
+            Ok(ids) => tokenized.push((i, ids)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    (results, tokenized)
+}
+
+/// Every slot filled, or an internal error where one was not (never a silent drop).
+fn unwrap_all(results: Vec<Option<Decoded>>) -> Vec<Decoded> {
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(TranslateError::Internal("sentence lost".into()))))
+        .collect()
 }
