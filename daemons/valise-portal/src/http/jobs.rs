@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde::Deserialize;
 use valise_protocol::transcript::Format;
+use valise_protocol::translate::DocumentFormat;
 
 use super::session::JsonBody;
 use super::upload;
@@ -562,13 +563,9 @@ pub async fn result(
     let path = st.files.result(&job.id)?;
     let bytes = tokio::fs::read(&path).await?;
     let format = job.options.format.as_deref().unwrap_or("txt");
-    let ctype = match format {
-        "docx" => crate::export::DOCX_TYPE,
-        "odt" => "application/vnd.oasis.opendocument.text",
-        "html" => "text/html; charset=utf-8",
-        "md" => "text/markdown; charset=utf-8",
-        _ => "text/plain; charset=utf-8",
-    };
+    let ctype = DocumentFormat::parse(format)
+        .unwrap_or_default()
+        .content_type();
     let target = job.options.target.as_deref().unwrap_or("xx");
     let name = format!("{}.{target}.{format}", stem(&job.title));
     let actor = auth.user.username.clone();

@@ -6,6 +6,7 @@ use std::path::Path;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use tokio::io::AsyncWriteExt;
+use valise_protocol::translate::DocumentFormat;
 
 use crate::error::PortalError;
 
@@ -43,17 +44,11 @@ pub fn sniff_document(filename: &str, head: &[u8]) -> Result<&'static str, Porta
         .rsplit_once('.')
         .map(|(_, e)| e.to_ascii_lowercase())
         .unwrap_or_default();
-    let format = match ext.as_str() {
-        "txt" | "text" => "txt",
-        "md" | "markdown" => "md",
-        "html" | "htm" => "html",
-        "docx" => "docx",
-        "odt" => "odt",
-        _ => {
-            return Err(PortalError::UnsupportedType(
-                "documents are .txt, .md, .html, .docx or .odt".into(),
-            ));
-        }
+    // The engine's own list of formats and their extensions.
+    let Some(format) = DocumentFormat::parse(&ext).map(DocumentFormat::as_str) else {
+        return Err(PortalError::UnsupportedType(
+            "documents are .txt, .md, .html, .docx or .odt".into(),
+        ));
     };
     let zip = head.starts_with(b"PK\x03\x04");
     let ok = match format {
