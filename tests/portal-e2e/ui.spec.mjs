@@ -222,6 +222,10 @@ async function main() {
     await visible('#view-transcribe');
     assert.equal((await page.textContent('#whoami')).trim(), USER);
     assert.ok(await page.isVisible('#nav-admin'), 'an administrator sees the Administration link');
+    // Once the view has loaded (languages fetched), focus moves to its heading so a screen
+    // reader announces the new page. Wait for that: focusing the drop zone before it would
+    // race with the app's own focus move.
+    await page.waitForFunction(() => document.activeElement && document.activeElement.matches('#view-transcribe h1'), null, { timeout: 10000 });
     // The drop zone is a real file input, named by its label, reachable with the keyboard,
     // and its focus is visible.
     const input = page.getByLabel('Déposez un fichier ici ou cliquez pour le choisir');
