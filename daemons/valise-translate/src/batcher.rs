@@ -1,23 +1,27 @@
-//! One model's sentences from every request, batched together.
+//! One model's sentences from every request, decoded together.
 //!
 //! Each model has `workers_per_model` session pairs and as many worker threads here. A
-//! request hands its tokenized sentences (sorted by length) to the model's batcher and waits;
-//! each worker builds a batch in turn, round-robin over the requests in flight:
+//! request hands its tokenized sentences (sorted by length) to the model's batcher and waits.
+//! Each worker decodes continuously (`model::Decoding`): between two decoder steps it lets
+//! waiting sentences join its batch, round-robin over the requests in flight, and hands each
+//! sentence back the moment it is finished:
 //!
 //! ```text
-//!  request A (a document, 300 sentences)  ─┐            ┌─▶ worker 1: [A0..A15]      → A
+//!  request A (a document, 300 sentences)  ─┐            ┌─▶ worker 1: [A0..A15] ─ A3 done, B0 joins ─▶ …
 //!  request B (1 sentence)                  ├─▶ queue ───┤
-//!  request C (1 sentence)                 ─┘            └─▶ worker 2: [B0, C0, A16..] → B, C, A
+//!  request C (1 sentence)                 ─┘            └─▶ worker 2: [C0, A16..] ─ …
 //! ```
 //!
-//! - Throughput: single-sentence requests arriving together share a batch instead of one
-//!   batch each, and one document keeps every session pair busy, not just one.
-//! - Fairness: the batch starts with the next request in turn, so a short request waits for
-//!   at most one batch per worker, never for a whole document.
+//! - Throughput: a step costs about the same for 1 row as for 4, so the batch is kept full:
+//!   a finished sentence's slot is taken by the next waiting one instead of idling until the
+//!   longest sentence of the batch is done, and one-sentence requests arriving together share
+//!   steps. One document keeps every session pair busy, not just one.
+//! - Fairness: joining starts with the next request in turn, so a short request waits for a
+//!   free slot (at most one sentence's decoding), never for a whole document.
 //! - Exactness: rows of a batch are restricted to their own shortlists (`model.rs`), so which
 //!   sentences share a batch never changes a translation (tested: batched == batch 1).
-//! - Deadlines: a request past its deadline is not given more batches; it ends `timed_out`
-//!   once its batches in flight are back.
+//! - Deadlines: a request past its deadline gets no more slots and its rows leave the
+//!   batches at the next step; it ends `timed_out`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -26,7 +30,7 @@ use std::time::Instant;
 
 use crate::TranslateError;
 use crate::engine::Deadline;
-use crate::model::{Decoded, MarianModel};
+use crate::model::{Decoded, Decoding, MarianModel};
 
 #[derive(Debug)]
 pub struct Batcher {
@@ -174,9 +178,16 @@ impl Drop for Batcher {
 /// One batch: (job id, row index in the request) per row, and the rows.
 type Batch = (Vec<(u64, usize)>, Vec<Vec<u32>>);
 
+/// Free slots from which a worker lets waiting rows join: a quarter of the batch, so that
+/// joining rows share one encoder run instead of one run each, and an emptied batch refills.
+fn join_threshold(batch_size: usize) -> usize {
+    (batch_size / 4).max(1)
+}
+
 fn worker(s: &Shared) {
+    let mut dec: Decoding<'_, (u64, usize)> = Decoding::new(&s.model);
     loop {
-        let (owners, rows) = {
+        let (joining, expired) = {
             let mut st = s.lock();
             loop {
                 if st.stop {
@@ -185,17 +196,42 @@ fn worker(s: &Shared) {
                 if expire(&mut st) {
                     s.done.notify_all();
                 }
-                if let Some(batch) = next_batch(&mut st, s.batch_size) {
-                    break batch;
+                let free = s.batch_size.saturating_sub(dec.len());
+                if (free >= join_threshold(s.batch_size) || dec.is_empty())
+                    && let Some(batch) = next_batch(&mut st, free)
+                {
+                    break (Some(batch), timed_out_jobs(&st));
+                }
+                if !dec.is_empty() {
+                    break (None, timed_out_jobs(&st));
                 }
                 st = s.work.wait(st).unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let out = s.model.translate_ids(&rows);
+        let mut finished: Vec<((u64, usize), Option<Decoded>)> = Vec::new();
+        if !expired.is_empty() {
+            finished.extend(
+                dec.remove_where(|(job, _)| expired.contains(job))
+                    .into_iter()
+                    .map(|owner| (owner, None)),
+            );
+        }
+        if let Some((owners, rows)) = joining {
+            for (owner, r) in dec.add(owners.into_iter().zip(rows).collect()) {
+                finished.push((owner, Some(r)));
+            }
+        }
+        for (owner, r) in dec.step() {
+            finished.push((owner, Some(r)));
+        }
+        if finished.is_empty() {
+            continue;
+        }
         let mut st = s.lock();
-        for ((job_id, index), result) in owners.into_iter().zip(out) {
+        for ((job_id, index), result) in finished {
             if let Some(job) = st.jobs.iter_mut().find(|j| j.id == job_id) {
-                job.results[index] = Some(result);
+                // A row dropped for the deadline has no result: the job ends timed_out.
+                job.results[index] = result;
                 job.in_flight -= 1;
             }
         }
@@ -203,12 +239,21 @@ fn worker(s: &Shared) {
     }
 }
 
-/// Requests past their deadline get no more batches; true when one just expired.
+/// Ids of the requests that ran past their deadline.
+fn timed_out_jobs(st: &State) -> Vec<u64> {
+    st.jobs
+        .iter()
+        .filter(|j| j.timed_out && j.in_flight > 0)
+        .map(|j| j.id)
+        .collect()
+}
+
+/// Requests past their deadline get no more slots; true when one just expired.
 fn expire(st: &mut State) -> bool {
     let now = Instant::now();
     let mut any = false;
     for job in st.jobs.iter_mut() {
-        if job.waiting() && job.deadline.is_some_and(|d| now > d) {
+        if !job.timed_out && !job.finished() && job.deadline.is_some_and(|d| now > d) {
             job.taken = job.rows.len();
             job.timed_out = true;
             any = true;
@@ -220,6 +265,9 @@ fn expire(st: &mut State) -> bool {
 /// Up to `size` rows: first from the request whose turn it is (which then goes to the back
 /// of the line), then from the others in order.
 fn next_batch(st: &mut State, size: usize) -> Option<Batch> {
+    if size == 0 {
+        return None;
+    }
     let first = st.jobs.iter().position(Job::waiting)?;
     // The request served now goes to the back of the line.
     let job = st.jobs.remove(first)?;

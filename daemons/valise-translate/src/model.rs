@@ -3,9 +3,15 @@
 //! "Graphs").
 //!
 //! Sessions need `&mut` to run (ort rc.15), so a model holds a small pool of workers (one
-//! encoder and one decoder session each, one intra-op thread); a request takes a worker for one
-//! batch and gives it back. The weights are constant-folded into each session, so a worker
-//! costs about the model's f32 size (≈ 70 MB).
+//! encoder and one decoder session each, one intra-op thread); a [`Decoding`] takes a worker
+//! while it has rows and gives it back when empty. The weights are constant-folded into each
+//! session, so a worker costs about the model's f32 size (≈ 70 MB).
+//!
+//! Decoding is continuous: a [`Decoding`] holds the rows being decoded together; rows join
+//! between decoder steps (after their own encoder run) and leave as soon as they finish, each
+//! at its own step. Which rows share a step never changes a row's translation: padded source
+//! positions are masked to exact zeros and each row's argmax is restricted to its own shortlist
+//! (tested: batched = batch 1 = the reference).
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -16,7 +22,9 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 use serde::Deserialize;
 use tokenizers::Tokenizer;
-use valise_convert::marian::{Shortlist, cross_names, state_names};
+use valise_convert::marian::{
+    OutputDtype, OutputLayer, OutputLayerSpec, Shortlist, cross_names, state_names,
+};
 
 use crate::TranslateError;
 
@@ -30,11 +38,13 @@ pub struct ModelToml {
     pub trg_lang: String,
     pub architecture: Architecture,
     pub shortlist: ShortlistToml,
+    pub output_layer: OutputLayerToml,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Architecture {
     pub dim_emb: usize,
+    pub heads: usize,
     pub dec_depth: usize,
     pub vocab_size: usize,
     pub eos_id: u32,
@@ -46,6 +56,41 @@ pub struct ShortlistToml {
     pub file: String,
     pub add_source_words: bool,
 }
+
+/// `[output_layer]`: where the output projection lies (valise-convert's `OutputLayerSpec`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutputLayerToml {
+    pub file: String,
+    pub weight_offset: u64,
+    pub weight_dtype: String,
+    pub weight_scale_f32_bits: Option<u32>,
+    pub bias_offset: u64,
+}
+
+impl OutputLayerToml {
+    fn spec(&self) -> Result<OutputLayerSpec, String> {
+        let dtype = match (self.weight_dtype.as_str(), self.weight_scale_f32_bits) {
+            ("int8", Some(bits)) => OutputDtype::Int8 {
+                scale: f32::from_bits(bits),
+            },
+            ("f32", None) => OutputDtype::F32,
+            (t, bits) => {
+                return Err(format!(
+                    "[output_layer] weight_dtype {t:?} with scale bits {bits:?} (expected int8 with a scale, or f32)"
+                ));
+            }
+        };
+        Ok(OutputLayerSpec {
+            file: self.file.clone(),
+            weight_offset: self.weight_offset,
+            dtype,
+            bias_offset: self.bias_offset,
+        })
+    }
+}
+
+/// The `model.toml` format version this engine runs (valise-convert's `FORMAT_VERSION`).
+const FORMAT_VERSION: u32 = valise_convert::marian::FORMAT_VERSION;
 
 /// One sentence's decoding result.
 pub type Decoded = Result<String, TranslateError>;
@@ -64,6 +109,7 @@ pub struct MarianModel {
     dir: PathBuf,
     tokenizer: Tokenizer,
     shortlist: Shortlist,
+    output: OutputLayer,
     pool: Mutex<Vec<Worker>>,
     returned: Condvar,
 }
@@ -102,12 +148,23 @@ impl MarianModel {
     pub fn load(id: &str, dir: &Path, workers: usize) -> Result<Self, TranslateError> {
         let text = std::fs::read_to_string(dir.join("model.toml")).map_err(|e| load_err(dir, e))?;
         let meta: ModelToml = toml::from_str(&text).map_err(|e| load_err(dir, e))?;
-        if meta.format != "valise-marian-onnx" || meta.format_version != 1 {
+        if meta.format != "valise-marian-onnx" || meta.format_version != FORMAT_VERSION {
             return Err(load_err(
                 dir,
                 format!(
-                    "model.toml format {} v{} (expected valise-marian-onnx v1)",
+                    "model.toml format {} v{} (expected valise-marian-onnx v{FORMAT_VERSION}: \
+                     convert the model again with this release's valise-convert)",
                     meta.format, meta.format_version
+                ),
+            ));
+        }
+        let arch = &meta.architecture;
+        if arch.heads == 0 || !arch.dim_emb.is_multiple_of(arch.heads) || arch.dec_depth == 0 {
+            return Err(load_err(
+                dir,
+                format!(
+                    "architecture: dim_emb {} heads {} dec_depth {}",
+                    arch.dim_emb, arch.heads, arch.dec_depth
                 ),
             ));
         }
@@ -115,6 +172,9 @@ impl MarianModel {
             .map_err(|e| load_err(dir, format!("tokenizer.json: {e}")))?;
         let vocab = meta.architecture.vocab_size;
         let shortlist = Shortlist::read(&dir.join(&meta.shortlist.file), vocab, vocab)
+            .map_err(|e| load_err(dir, e))?;
+        let spec = meta.output_layer.spec().map_err(|e| load_err(dir, e))?;
+        let output = OutputLayer::read(dir, &spec, vocab, meta.architecture.dim_emb)
             .map_err(|e| load_err(dir, e))?;
         // The session pairs of one model share ONNX Runtime's prepacked copies of the weights
         // (the MatMul kernels repack them at load): one copy per model, not per worker.
@@ -132,6 +192,7 @@ impl MarianModel {
             dir: dir.to_path_buf(),
             tokenizer,
             shortlist,
+            output,
             pool: Mutex::new(pool),
             returned: Condvar::new(),
         })
@@ -180,202 +241,536 @@ impl MarianModel {
         self.returned.notify_one();
     }
 
-    /// Translates one batch of already-tokenized sentences (ids without `</s>`), greedy, with
+    /// Translates already-tokenized sentences (ids without `</s>`) decoded together, greedy,
     /// each row restricted to its own shortlist. Empty rows give empty strings.
     pub fn translate_ids(&self, rows: &[Vec<u32>]) -> Vec<Decoded> {
-        if rows.is_empty() {
-            return Vec::new();
+        let mut out: Vec<Option<Decoded>> = (0..rows.len()).map(|_| None).collect();
+        let mut dec = Decoding::new(self);
+        for (i, r) in dec.add(rows.iter().cloned().enumerate().collect()) {
+            out[i] = Some(r);
         }
-        let mut worker = self.take();
-        let out = self.run_batch(&mut worker, rows);
-        self.give_back(worker);
-        match out {
-            Ok(v) => v,
-            Err(e) => rows
-                .iter()
-                .map(|_| Err(TranslateError::Engine(e.to_string())))
-                .collect(),
+        while !dec.is_empty() {
+            for (i, r) in dec.step() {
+                out[i] = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(TranslateError::Internal("sentence lost".into()))))
+            .collect()
+    }
+}
+
+/// One sentence being decoded.
+#[derive(Debug)]
+struct Row<T> {
+    tag: T,
+    /// Source length, `</s>` included.
+    src_len: usize,
+    /// Per decoder layer: keys `[H, dh, src_len]` and values `[H, src_len, dh]`.
+    cross: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Per decoder layer: the SSRU state `[D]`.
+    states: Vec<Vec<f32>>,
+    prev: i64,
+    step: usize,
+    max_steps: usize,
+    out: Vec<u32>,
+    /// This row's shortlist (sorted ids).
+    shortlist: Vec<u32>,
+}
+
+impl Row<()> {
+    fn tagged<T>(self, tag: T) -> Row<T> {
+        Row {
+            tag,
+            src_len: self.src_len,
+            cross: self.cross,
+            states: self.states,
+            prev: self.prev,
+            step: self.step,
+            max_steps: self.max_steps,
+            out: self.out,
+            shortlist: self.shortlist,
+        }
+    }
+}
+
+/// The decoder inputs that change only with the batch's rows: rebuilt when rows join,
+/// compacted in place when rows leave. The union of shortlists may then be a superset, which
+/// is exact (each row keeps its own mask) but costs: the output Gemm grows with it, so the
+/// union is shrunk once a quarter of it is stale.
+#[derive(Debug, Default)]
+struct Fixed {
+    /// Padded source length.
+    len: usize,
+    /// `[b, len]`.
+    mask: Vec<f32>,
+    /// Per decoder layer, `[b, H, dh, len]` and `[b, H, len, dh]`, zeros past each row's end.
+    cross: Vec<(Vec<f32>, Vec<f32>)>,
+    /// Union of the rows' shortlists, sorted (as u32 and as the i64 the graph takes).
+    union: Vec<u32>,
+    ids: Vec<i64>,
+    out_w: Vec<f32>,
+    out_b: Vec<f32>,
+    /// The previous union's output rows, reused by the next gather.
+    spare_w: Vec<f32>,
+    /// Per row: which of `ids` it may produce.
+    allowed: Vec<Vec<bool>>,
+    /// Rows left since `ids` was computed.
+    stale: bool,
+}
+
+impl Fixed {
+    /// Moves the last row's blocks into row `i` and drops the last (as `Vec::swap_remove`).
+    fn swap_remove(&mut self, i: usize, rows_before: usize) {
+        fn block_swap(v: &mut Vec<f32>, i: usize, b: usize) {
+            let n = v.len() / b;
+            if i + 1 < b {
+                v.copy_within((b - 1) * n..b * n, i * n);
+            }
+            v.truncate((b - 1) * n);
+        }
+        block_swap(&mut self.mask, i, rows_before);
+        for (k, v) in &mut self.cross {
+            block_swap(k, i, rows_before);
+            block_swap(v, i, rows_before);
+        }
+        self.allowed.swap_remove(i);
+    }
+}
+
+/// Rows of one model decoded together, continuously: [`add`](Self::add) encodes rows and lets
+/// them join, [`step`](Self::step) runs one decoder step for all and hands back the finished.
+/// `T` tags each row for the caller. Holds one of the model's workers while it has rows.
+pub struct Decoding<'m, T> {
+    model: &'m MarianModel,
+    worker: Option<Worker>,
+    rows: Vec<Row<T>>,
+    /// Reused from step to step (its buffers too: fresh ones of this size cost page faults).
+    fixed: Fixed,
+    /// False: `fixed` is rebuilt before the next step.
+    fixed_valid: bool,
+}
+
+impl<T> std::fmt::Debug for Decoding<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoding")
+            .field("model", &self.model.id)
+            .field("rows", &self.rows.len())
+            .finish()
+    }
+}
+
+impl<T> Drop for Decoding<'_, T> {
+    fn drop(&mut self) {
+        if let Some(w) = self.worker.take() {
+            self.model.give_back(w);
+        }
+    }
+}
+
+fn eng(e: ort::Error) -> TranslateError {
+    TranslateError::Engine(e.to_string())
+}
+
+impl<'m, T> Decoding<'m, T> {
+    pub fn new(model: &'m MarianModel) -> Self {
+        Self {
+            model,
+            worker: None,
+            rows: Vec::new(),
+            fixed: Fixed::default(),
+            fixed_valid: false,
         }
     }
 
-    fn run_batch(&self, w: &mut Worker, rows: &[Vec<u32>]) -> Result<Vec<Decoded>, TranslateError> {
-        let eng = |e: ort::Error| TranslateError::Engine(e.to_string());
+    /// Rows being decoded.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Encodes `rows` (token ids without `</s>`) in one encoder run and lets them join. Returns
+    /// the rows that failed (all of them if the encoder did), with their error.
+    pub fn add(&mut self, rows: Vec<(T, Vec<u32>)>) -> Vec<(T, Decoded)> {
+        if rows.is_empty() {
+            return Vec::new();
+        }
+        let encoded = {
+            let model = self.model;
+            let w = self.worker.get_or_insert_with(|| model.take());
+            model.encode(w, rows.iter().map(|(_, ids)| ids.as_slice()))
+        };
+        match encoded {
+            Ok(encoded) => {
+                for ((tag, _), row) in rows.into_iter().zip(encoded) {
+                    self.rows.push(row.tagged(tag));
+                }
+                self.fixed_valid = false;
+                Vec::new()
+            }
+            Err(e) => {
+                self.release_if_empty();
+                let msg = e.to_string();
+                rows.into_iter()
+                    .map(|(tag, _)| (tag, Err(TranslateError::Engine(msg.clone()))))
+                    .collect()
+            }
+        }
+    }
+
+    /// Drops the rows `leave` says so (a request past its deadline) and returns their tags.
+    pub fn remove_where(&mut self, leave: impl Fn(&T) -> bool) -> Vec<T> {
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < self.rows.len() {
+            if leave(&self.rows[i].tag) {
+                gone.push(self.remove(i).tag);
+            } else {
+                i += 1;
+            }
+        }
+        self.release_if_empty();
+        gone
+    }
+
+    fn remove(&mut self, i: usize) -> Row<T> {
+        if self.fixed_valid {
+            self.fixed.swap_remove(i, self.rows.len());
+            self.fixed.stale = true;
+        }
+        self.rows.swap_remove(i)
+    }
+
+    fn release_if_empty(&mut self) {
+        if self.rows.is_empty() {
+            self.fixed_valid = false;
+            if let Some(w) = self.worker.take() {
+                self.model.give_back(w);
+            }
+        }
+    }
+
+    /// One decoder step for every row; returns the rows that finished, with their
+    /// translation. An engine error fails every row.
+    pub fn step(&mut self) -> Vec<(T, Decoded)> {
+        if self.rows.is_empty() {
+            return Vec::new();
+        }
+        let result = self.try_step();
+        let finished = match result {
+            Ok(finished) => finished,
+            Err(e) => {
+                let msg = e.to_string();
+                let all: Vec<(T, Decoded)> = std::mem::take(&mut self.rows)
+                    .into_iter()
+                    .map(|r| (r.tag, Err(TranslateError::Engine(msg.clone()))))
+                    .collect();
+                self.release_if_empty();
+                return all;
+            }
+        };
+        let mut out = Vec::with_capacity(finished.len());
+        // Highest index first, so that swap_remove does not move a row still to be removed.
+        for i in finished.into_iter().rev() {
+            let row = self.remove(i);
+            let text = self
+                .model
+                .tokenizer
+                .decode(&row.out, true)
+                .map_err(|e| TranslateError::Engine(format!("detokenizing: {e}")));
+            out.push((row.tag, text));
+        }
+        self.release_if_empty();
+        out
+    }
+
+    /// Runs the step; returns the indices of the rows that finished, ascending.
+    fn try_step(&mut self) -> Result<Vec<usize>, TranslateError> {
+        let model = self.model;
+        if !self.fixed_valid {
+            model.fill_fixed(&mut self.fixed, &self.rows);
+            self.fixed_valid = true;
+        } else if self.fixed.stale {
+            model.shrink_shortlist(&mut self.fixed, &self.rows);
+        }
+        let fixed = &self.fixed;
+        let Some(w) = &mut self.worker else {
+            return Err(TranslateError::Internal("decoding without a worker".into()));
+        };
+        let arch = &model.meta.architecture;
+        let (b, d, len, k) = (self.rows.len(), arch.dim_emb, fixed.len, fixed.ids.len());
+        let (heads, dh) = (arch.heads, arch.dim_emb / arch.heads);
+        let prev: Vec<i64> = self.rows.iter().map(|r| r.prev).collect();
+        let steps: Vec<i64> = self.rows.iter().map(|r| r.step as i64).collect();
+        let states: Vec<Vec<f32>> = (0..arch.dec_depth)
+            .map(|l| {
+                self.rows
+                    .iter()
+                    .flat_map(|r| r.states[l].iter().copied())
+                    .collect()
+            })
+            .collect();
+        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = vec![
+            (
+                Cow::Borrowed("prev_ids"),
+                TensorRef::from_array_view(([b], &prev[..]))
+                    .map_err(eng)?
+                    .into(),
+            ),
+            (
+                Cow::Borrowed("step"),
+                TensorRef::from_array_view(([b], &steps[..]))
+                    .map_err(eng)?
+                    .into(),
+            ),
+            (
+                Cow::Borrowed("src_mask"),
+                TensorRef::from_array_view(([b, len], &fixed.mask[..]))
+                    .map_err(eng)?
+                    .into(),
+            ),
+            (
+                Cow::Borrowed("out_w"),
+                TensorRef::from_array_view(([k, d], &fixed.out_w[..]))
+                    .map_err(eng)?
+                    .into(),
+            ),
+            (
+                Cow::Borrowed("out_b"),
+                TensorRef::from_array_view(([k], &fixed.out_b[..]))
+                    .map_err(eng)?
+                    .into(),
+            ),
+        ];
+        for l in 1..=arch.dec_depth {
+            let (kn, vn) = cross_names(l);
+            let (kd, vd) = &fixed.cross[l - 1];
+            inputs.push((
+                Cow::Owned(kn),
+                TensorRef::from_array_view(([b, heads, dh, len], &kd[..]))
+                    .map_err(eng)?
+                    .into(),
+            ));
+            inputs.push((
+                Cow::Owned(vn),
+                TensorRef::from_array_view(([b, heads, len, dh], &vd[..]))
+                    .map_err(eng)?
+                    .into(),
+            ));
+            let (sn, _) = state_names(l);
+            inputs.push((
+                Cow::Owned(sn),
+                TensorRef::from_array_view(([b, d], &states[l - 1][..]))
+                    .map_err(eng)?
+                    .into(),
+            ));
+        }
+        let outputs = w.decoder.run(inputs).map_err(eng)?;
+        let (_, logits) = outputs["logits"].try_extract_tensor::<f32>().map_err(eng)?;
+        let eos = i64::from(arch.eos_id);
+        let mut finished = Vec::new();
+        for (r, row) in self.rows.iter_mut().enumerate() {
+            let scores = &logits[r * k..(r + 1) * k];
+            let allowed = &fixed.allowed[r];
+            let mut best: Option<usize> = None;
+            for (i, &v) in scores.iter().enumerate() {
+                if allowed[i] && best.is_none_or(|bi| v > scores[bi]) {
+                    best = Some(i);
+                }
+            }
+            let token = best.map_or(eos, |i| fixed.ids[i]);
+            if token == eos {
+                finished.push(r);
+            } else {
+                row.out.push(token as u32);
+                row.prev = token;
+                if row.step + 1 >= row.max_steps {
+                    finished.push(r);
+                }
+            }
+            row.step += 1;
+        }
+        for l in 0..arch.dec_depth {
+            let (_, sn) = state_names(l + 1);
+            let (_, data) = outputs[sn.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(eng)?;
+            for (r, row) in self.rows.iter_mut().enumerate() {
+                row.states[l].copy_from_slice(&data[r * d..(r + 1) * d]);
+            }
+        }
+        Ok(finished)
+    }
+}
+
+impl MarianModel {
+    /// One encoder run over `rows` (padded to the longest): each row's cross-attention keys
+    /// and values at its own length, zero states, its shortlist and step budget.
+    fn encode<'a>(
+        &self,
+        w: &mut Worker,
+        rows: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
+    ) -> Result<Vec<Row<()>>, TranslateError> {
         let arch = &self.meta.architecture;
         let eos = arch.eos_id;
         let b = rows.len();
-        let len = rows.iter().map(|r| r.len() + 1).max().unwrap_or(1);
+        let len = rows.clone().map(|r| r.len() + 1).max().unwrap_or(1);
         let mut ids = vec![i64::from(eos); b * len];
         let mut mask = vec![0f32; b * len];
-        let mut max_steps = Vec::with_capacity(b);
-        for (r, row) in rows.iter().enumerate() {
+        for (r, row) in rows.clone().enumerate() {
             for (j, &t) in row.iter().chain(std::iter::once(&eos)).enumerate() {
                 ids[r * len + j] = i64::from(t);
                 mask[r * len + j] = 1.0;
             }
-            max_steps.push(((row.len() + 1) as f64 * arch.max_length_factor) as usize);
         }
-
-        // Encoder: cross-attention keys/values of every decoder layer.
-        let mut cross: Vec<(Vec<usize>, Vec<f32>)> = Vec::new();
-        {
-            let outputs = w
-                .encoder
-                .run(vec![
-                    (
-                        Cow::Borrowed("input_ids"),
-                        SessionInputValue::from(
-                            TensorRef::from_array_view(([b, len], &ids[..])).map_err(eng)?,
-                        ),
-                    ),
-                    (
-                        Cow::Borrowed("src_mask"),
-                        SessionInputValue::from(
-                            TensorRef::from_array_view(([b, len], &mask[..])).map_err(eng)?,
-                        ),
-                    ),
-                ])
-                .map_err(eng)?;
-            for l in 1..=arch.dec_depth {
-                let (k, v) = cross_names(l);
-                for name in [k, v] {
-                    let (shape, data) = outputs[name.as_str()]
-                        .try_extract_tensor::<f32>()
-                        .map_err(eng)?;
-                    let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-                    cross.push((shape, data.to_vec()));
-                }
-            }
-        }
-
-        // Shortlists: the union goes to the graph, each row keeps a mask of its own ids.
-        let per_row: Vec<Vec<u32>> = rows
-            .iter()
-            .map(|row| {
-                let mut src = row.clone();
-                src.push(eos);
-                self.shortlist
-                    .generate(&src, self.meta.shortlist.add_source_words)
-            })
-            .collect();
-        let mut union: Vec<u32> = per_row.iter().flatten().copied().collect();
-        union.sort_unstable();
-        union.dedup();
-        let allowed: Vec<Vec<bool>> = per_row
-            .iter()
-            .map(|list| {
-                let mut m = vec![false; union.len()];
-                for id in list {
-                    if let Ok(p) = union.binary_search(id) {
-                        m[p] = true;
-                    }
-                }
-                m
-            })
-            .collect();
-        let shortlist: Vec<i64> = union.iter().map(|&i| i64::from(i)).collect();
-        let k = shortlist.len();
-
-        let dim = arch.dim_emb;
-        let mut states = vec![vec![0f32; b * dim]; arch.dec_depth];
-        let mut prev = vec![0i64; b];
-        let mut out: Vec<Vec<u32>> = vec![Vec::new(); b];
-        let mut done = vec![false; b];
-        let steps = max_steps.iter().copied().max().unwrap_or(0);
-        for step in 0..steps {
-            let step_in = [step as i64];
-            let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = vec![
+        let outputs = w
+            .encoder
+            .run(vec![
                 (
-                    Cow::Borrowed("prev_ids"),
-                    TensorRef::from_array_view(([b], &prev[..]))
-                        .map_err(eng)?
-                        .into(),
-                ),
-                (
-                    Cow::Borrowed("step"),
-                    TensorRef::from_array_view(([1usize], &step_in[..]))
-                        .map_err(eng)?
-                        .into(),
+                    Cow::Borrowed("input_ids"),
+                    SessionInputValue::from(
+                        TensorRef::from_array_view(([b, len], &ids[..])).map_err(eng)?,
+                    ),
                 ),
                 (
                     Cow::Borrowed("src_mask"),
-                    TensorRef::from_array_view(([b, len], &mask[..]))
-                        .map_err(eng)?
-                        .into(),
+                    SessionInputValue::from(
+                        TensorRef::from_array_view(([b, len], &mask[..])).map_err(eng)?,
+                    ),
                 ),
-                (
-                    Cow::Borrowed("shortlist_ids"),
-                    TensorRef::from_array_view(([k], &shortlist[..]))
-                        .map_err(eng)?
-                        .into(),
-                ),
-            ];
-            for l in 1..=arch.dec_depth {
-                let (kn, vn) = cross_names(l);
-                let (ks, kd) = &cross[2 * (l - 1)];
-                let (vs, vd) = &cross[2 * (l - 1) + 1];
-                inputs.push((
-                    Cow::Owned(kn),
-                    TensorRef::from_array_view((ks.clone(), &kd[..]))
-                        .map_err(eng)?
-                        .into(),
-                ));
-                inputs.push((
-                    Cow::Owned(vn),
-                    TensorRef::from_array_view((vs.clone(), &vd[..]))
-                        .map_err(eng)?
-                        .into(),
-                ));
-                let (s, _) = state_names(l);
-                inputs.push((
-                    Cow::Owned(s),
-                    TensorRef::from_array_view(([b, dim], &states[l - 1][..]))
-                        .map_err(eng)?
-                        .into(),
-                ));
-            }
-            let outputs = w.decoder.run(inputs).map_err(eng)?;
-            let (_, logits) = outputs["logits"].try_extract_tensor::<f32>().map_err(eng)?;
-            for r in 0..b {
-                if done[r] {
-                    continue;
+            ])
+            .map_err(eng)?;
+        let (heads, dh) = (arch.heads, arch.dim_emb / arch.heads);
+        let mut out: Vec<Row<()>> = rows
+            .map(|row| {
+                let mut src = row.to_vec();
+                src.push(eos);
+                Row {
+                    tag: (),
+                    src_len: row.len() + 1,
+                    cross: Vec::with_capacity(arch.dec_depth),
+                    states: vec![vec![0f32; arch.dim_emb]; arch.dec_depth],
+                    prev: 0,
+                    step: 0,
+                    max_steps: ((row.len() + 1) as f64 * arch.max_length_factor) as usize,
+                    out: Vec::new(),
+                    shortlist: self
+                        .shortlist
+                        .generate(&src, self.meta.shortlist.add_source_words),
                 }
-                let row = &logits[r * k..(r + 1) * k];
-                let mut best: Option<usize> = None;
-                for (i, &v) in row.iter().enumerate() {
-                    if allowed[r][i] && best.is_none_or(|bi| v > row[bi]) {
-                        best = Some(i);
-                    }
-                }
-                let token = best.map_or(i64::from(eos), |i| shortlist[i]);
-                if token == i64::from(eos) {
-                    done[r] = true;
-                } else {
-                    out[r].push(token as u32);
-                    prev[r] = token;
-                    if step + 1 >= max_steps[r] {
-                        done[r] = true;
-                    }
-                }
+            })
+            .collect();
+        for l in 1..=arch.dec_depth {
+            let (kn, vn) = cross_names(l);
+            let (ks, kd) = outputs[kn.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(eng)?;
+            let (vs, vd) = outputs[vn.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(eng)?;
+            let expect_k = [b, heads, dh, len].map(|v| v as i64);
+            let expect_v = [b, heads, len, dh].map(|v| v as i64);
+            if **ks != expect_k || **vs != expect_v {
+                return Err(TranslateError::Engine(format!(
+                    "encoder output shapes {ks:?} / {vs:?}, expected {expect_k:?} / {expect_v:?}"
+                )));
             }
-            for (l, state) in states.iter_mut().enumerate() {
-                let (_, s) = state_names(l + 1);
-                let (_, data) = outputs[s.as_str()]
-                    .try_extract_tensor::<f32>()
-                    .map_err(eng)?;
-                state.copy_from_slice(data);
-            }
-            drop(outputs);
-            if done.iter().all(|&d| d) {
-                break;
+            for (r, row) in out.iter_mut().enumerate() {
+                let n = row.src_len;
+                let mut k = Vec::with_capacity(heads * dh * n);
+                for hd in 0..heads * dh {
+                    let at = (r * heads * dh + hd) * len;
+                    k.extend_from_slice(&kd[at..at + n]);
+                }
+                let mut v = Vec::with_capacity(heads * n * dh);
+                for h in 0..heads {
+                    let at = (r * heads + h) * len * dh;
+                    v.extend_from_slice(&vd[at..at + n * dh]);
+                }
+                row.cross.push((k, v));
             }
         }
-        Ok(out
-            .iter()
-            .map(|toks| {
-                self.tokenizer
-                    .decode(toks, true)
-                    .map_err(|e| TranslateError::Engine(format!("detokenizing: {e}")))
-            })
-            .collect())
+        Ok(out)
     }
+
+    /// Fills `f` with the membership-dependent decoder inputs for `rows` (buffers reused).
+    fn fill_fixed<T>(&self, f: &mut Fixed, rows: &[Row<T>]) {
+        let arch = &self.meta.architecture;
+        let (heads, dh) = (arch.heads, arch.dim_emb / arch.heads);
+        let b = rows.len();
+        let len = rows.iter().map(|r| r.src_len).max().unwrap_or(1);
+        f.len = len;
+        f.stale = false;
+        refill(&mut f.mask, b * len);
+        for (r, row) in rows.iter().enumerate() {
+            f.mask[r * len..r * len + row.src_len].fill(1.0);
+        }
+        f.cross.resize_with(arch.dec_depth, Default::default);
+        for (l, (k, v)) in f.cross.iter_mut().enumerate() {
+            refill(k, b * heads * dh * len);
+            refill(v, b * heads * len * dh);
+            for (r, row) in rows.iter().enumerate() {
+                let n = row.src_len;
+                let (rk, rv) = &row.cross[l];
+                for hd in 0..heads * dh {
+                    let at = (r * heads * dh + hd) * len;
+                    k[at..at + n].copy_from_slice(&rk[hd * n..(hd + 1) * n]);
+                }
+                for h in 0..heads {
+                    let at = (r * heads + h) * len * dh;
+                    v[at..at + n * dh].copy_from_slice(&rv[h * n * dh..(h + 1) * n * dh]);
+                }
+            }
+        }
+        self.set_shortlist(f, rows, union_of(rows));
+    }
+
+    /// Shrinks a stale union of shortlists once a quarter of it is no longer needed.
+    fn shrink_shortlist<T>(&self, f: &mut Fixed, rows: &[Row<T>]) {
+        f.stale = false;
+        let union = union_of(rows);
+        if union.len() * 4 < f.ids.len() * 3 {
+            self.set_shortlist(f, rows, union);
+        }
+    }
+
+    /// The shortlist part of the inputs: `ids`, the output layer's rows, each row's mask.
+    fn set_shortlist<T>(&self, f: &mut Fixed, rows: &[Row<T>], union: Vec<u32>) {
+        f.allowed.resize_with(rows.len(), Vec::new);
+        for (m, row) in f.allowed.iter_mut().zip(rows) {
+            m.clear();
+            m.resize(union.len(), false);
+            for id in &row.shortlist {
+                if let Ok(p) = union.binary_search(id) {
+                    m[p] = true;
+                }
+            }
+        }
+        std::mem::swap(&mut f.out_w, &mut f.spare_w);
+        self.output
+            .gather_reusing(&union, &f.union, &f.spare_w, &mut f.out_w, &mut f.out_b);
+        f.ids.clear();
+        f.ids.extend(union.iter().map(|&i| i64::from(i)));
+        f.union = union;
+    }
+}
+
+/// Clears `v` and sets it to `n` zeros, keeping its allocation.
+fn refill(v: &mut Vec<f32>, n: usize) {
+    v.clear();
+    v.resize(n, 0.0);
+}
+
+/// The sorted union of the rows' shortlists.
+fn union_of<T>(rows: &[Row<T>]) -> Vec<u32> {
+    let mut union: Vec<u32> = rows
+        .iter()
+        .flat_map(|r| r.shortlist.iter().copied())
+        .collect();
+    union.sort_unstable();
+    union.dedup();
+    union
 }

@@ -122,6 +122,53 @@ fn batched_equals_batch_of_one() {
     }
 }
 
+/// Continuous decoding: rows that join a running batch at different steps, and leave it as
+/// they finish, come out exactly as each alone, and every row comes back once.
+#[test]
+fn rows_joining_and_leaving_a_running_batch_translate_as_alone() {
+    let e = engine();
+    for (pair, from, to) in [("enpt", "en", "pt"), ("pten", "pt", "en")] {
+        let m = e.model(from, to).expect("model");
+        let rows: Vec<Vec<u32>> = fixtures(pair)
+            .iter()
+            .take(24)
+            .map(|f| m.tokenize(&f.source).expect("tokenize"))
+            .collect();
+        let alone: Vec<String> = rows
+            .iter()
+            .map(|r| {
+                let mut out = m.translate_ids(std::slice::from_ref(r));
+                out.pop().expect("one result").expect("ok")
+            })
+            .collect();
+        let mut dec = valise_translate::model::Decoding::new(m);
+        let mut got: Vec<Option<String>> = vec![None; rows.len()];
+        let mut next = 0;
+        let mut steps = 0;
+        // One row joins every third step (two at a time every seventh), whatever is running.
+        while next < rows.len() || !dec.is_empty() {
+            if next < rows.len() && (steps % 3 == 0 || dec.is_empty()) {
+                let n = if steps % 7 == 0 { 2 } else { 1 }.min(rows.len() - next);
+                let joining = (next..next + n).map(|i| (i, rows[i].clone())).collect();
+                assert!(dec.add(joining).is_empty(), "{pair}: encoder failed");
+                next += n;
+            }
+            for (i, r) in dec.step() {
+                assert!(got[i].is_none(), "{pair}: row {i} came back twice");
+                got[i] = Some(r.expect("ok"));
+            }
+            steps += 1;
+        }
+        for (i, (g, a)) in got.iter().zip(&alone).enumerate() {
+            assert_eq!(
+                g.as_deref(),
+                Some(a.as_str()),
+                "{pair} row {i} differs when joining late"
+            );
+        }
+    }
+}
+
 #[test]
 fn layout_and_abbreviations_are_kept() {
     let e = engine();

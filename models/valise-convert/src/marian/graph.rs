@@ -3,6 +3,7 @@
 
 use super::binary::{MarianModel, Matrix, QuantMatrix};
 use super::onnx::{Attr, Dim, Graph, WeightFile, dtype, f32_bytes, i8_bytes};
+use super::output::{OutputDtype, OutputLayerSpec};
 use super::{Activation, MarianArch, WeightType};
 use crate::ConvertError;
 
@@ -131,6 +132,52 @@ impl Ctx<'_> {
                 let rows = g.op("Gather", &[&w, ids], &[Attr::Int("axis", 0)]);
                 dequantize(g, &rows, q.dequant_scale(), None)
             }
+        })
+    }
+
+    /// Puts the tied embedding and the output bias in the weight file (once) and says where.
+    fn output_layer(&mut self) -> Result<OutputLayerSpec, ConvertError> {
+        let (v, d) = (self.arch.vocab, self.arch.dim_emb);
+        let m = self.matrix(WEMB, v, d)?;
+        let dims = [v as i64, d as i64];
+        let (name, dtype_) = match self.weights {
+            WeightType::F32 => {
+                self.file
+                    .tensor(WEMB, dtype::FLOAT, &dims, &f32_bytes(&m.to_f32()));
+                (WEMB, OutputDtype::F32)
+            }
+            WeightType::Int8 => {
+                let q = match m {
+                    Matrix::Int8(q) => q,
+                    Matrix::F32 { values, .. } => quantize(&values, v, d),
+                };
+                self.file
+                    .tensor("Wemb.q", dtype::INT8, &dims, &i8_bytes(&q.q));
+                (
+                    "Wemb.q",
+                    OutputDtype::Int8 {
+                        scale: q.dequant_scale(),
+                    },
+                )
+            }
+        };
+        let bias_name = "decoder_ff_logit_out_b";
+        let bias = self.model.vector(bias_name, v)?;
+        self.file
+            .tensor(bias_name, dtype::FLOAT, &[v as i64], &f32_bytes(&bias));
+        let offset = |n: &str| {
+            self.file
+                .offset(n)
+                .ok_or_else(|| ConvertError::MarianUnsupported {
+                    path: self.model.path.clone(),
+                    reason: format!("{n} missing from the weight file"),
+                })
+        };
+        Ok(OutputLayerSpec {
+            file: self.file.location.clone(),
+            weight_offset: offset(name)?,
+            dtype: dtype_,
+            bias_offset: offset(bias_name)?,
         })
     }
 
@@ -367,15 +414,17 @@ pub fn build_encoder(
 }
 
 /// The one-step decoder graph. Inputs: `prev_ids [b]` (ignored at step 0, whose input
-/// embedding is zero), `step [1]` (target position, 0-based), `src_mask [b, L]`,
-/// `shortlist_ids [k]`, `cross_k_l`, `cross_v_l`, `state_l [b, D]` (zeros at step 0).
-/// Outputs: `logits [b, k]` over the shortlist, `state_l_out [b, D]`.
+/// embedding is zero), `step [b]` (each row's target position, 0-based), `src_mask [b, L]`,
+/// `out_w [k, D]` and `out_b [k]` (the output layer's rows for the batch's shortlist ids),
+/// `cross_k_l`, `cross_v_l`, `state_l [b, D]` (zeros at step 0).
+/// Outputs: `logits [b, k]` over the shortlist, `state_l_out [b, D]`. Also returns where the
+/// output layer lies in the weight file.
 pub fn build_decoder(
     model: &MarianModel,
     arch: &MarianArch,
     weights: WeightType,
     file: &mut WeightFile,
-) -> Result<Vec<u8>, ConvertError> {
+) -> Result<(Vec<u8>, OutputLayerSpec), ConvertError> {
     let mut cx = Ctx {
         model,
         arch,
@@ -386,13 +435,18 @@ pub fn build_decoder(
     let (heads, dh) = (arch.heads as i64, cx.head_dim() as i64);
     let mut g = Graph::new("marian_decoder_step");
     let prev = g.input("prev_ids", dtype::INT64, &[Dim::Named("batch")]);
-    let step = g.input("step", dtype::INT64, &[Dim::Fixed(1)]);
+    let step = g.input("step", dtype::INT64, &[Dim::Named("batch")]);
     let mask = g.input(
         "src_mask",
         dtype::FLOAT,
         &[Dim::Named("batch"), Dim::Named("src_len")],
     );
-    let shortlist = g.input("shortlist_ids", dtype::INT64, &[Dim::Named("shortlist")]);
+    let out_w = g.input(
+        "out_w",
+        dtype::FLOAT,
+        &[Dim::Named("shortlist"), Dim::Fixed(d as i64)],
+    );
+    let out_b = g.input("out_b", dtype::FLOAT, &[Dim::Named("shortlist")]);
     let mut cross = Vec::new();
     let mut states = Vec::new();
     for l in 1..=arch.dec_depth {
@@ -439,6 +493,9 @@ pub fn build_decoder(
         &[&started],
         &[Attr::Int("to", i64::from(dtype::FLOAT))],
     );
+    // [b] → [b, 1]: each row is at its own step (rows join a batch at different times).
+    let axes1 = g.const_i64(&[1]);
+    let started = g.op("Unsqueeze", &[&started, &axes1], &[]);
     let emb = g.op("Mul", &[&emb, &started], &[]);
     let stepf = g.op(
         "Cast",
@@ -486,16 +543,18 @@ pub fn build_decoder(
         x = cx.ffn(&mut g, &x, &format!("decoder_l{l}"))?;
     }
 
-    // Output layer restricted to the shortlist: Gemm(x, Wemb[ids], b[ids], transB = 1).
-    let w = cx.embedding_rows(&mut g, &shortlist)?;
-    let b = cx.vector(&mut g, "decoder_ff_logit_out_b", arch.vocab)?;
-    let b = g.op("Gather", &[&b, &shortlist], &[Attr::Int("axis", 0)]);
-    let logits = g.op("Gemm", &[&x, &w, &b], &[Attr::Int("transB", 1)]);
+    // Output layer restricted to the shortlist: Gemm(x, Wemb[ids], b[ids], transB = 1), the
+    // rows gathered by the engine once per batch composition (output.rs).
+    let logits = g.op("Gemm", &[&x, &out_w, &out_b], &[Attr::Int("transB", 1)]);
     g.output(
         &logits,
         "logits",
         dtype::FLOAT,
         &[Dim::Named("batch"), Dim::Named("shortlist")],
     );
-    Ok(g.finish("Marian transformer one-step SSRU decoder (valise-convert marian); see MARIAN.md"))
+    let spec = cx.output_layer()?;
+    Ok((
+        g.finish("Marian transformer one-step SSRU decoder (valise-convert marian); see MARIAN.md"),
+        spec,
+    ))
 }

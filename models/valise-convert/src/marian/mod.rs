@@ -18,6 +18,7 @@
 pub mod binary;
 mod graph;
 pub mod onnx;
+pub mod output;
 pub mod shortlist;
 pub mod vocab;
 
@@ -30,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 pub use binary::MarianModel;
 pub use graph::{cross_names, inverse_frequencies, state_names};
+pub use output::{OutputDtype, OutputLayer, OutputLayerSpec};
 pub use shortlist::Shortlist;
 
 use crate::ConvertError;
@@ -297,6 +299,7 @@ pub struct MarianReport {
     pub trg_lang: String,
     pub eos_id: u32,
     pub unk_id: u32,
+    pub output_layer: OutputLayerSpec,
     pub files: Vec<WrittenFile>,
 }
 
@@ -344,7 +347,9 @@ pub const WEIGHTS_FILE: &str = "weights.bin";
 /// Format tag written into model.toml.
 pub const FORMAT: &str = "valise-marian-onnx";
 /// Format version written into model.toml.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the decoder takes `step [b]` (rows at different steps) and the output layer's rows
+/// (`out_w`, `out_b`, gathered by the engine: `[output_layer]`) instead of `shortlist_ids`.
+pub const FORMAT_VERSION: u32 = 2;
 
 fn langs_from_name(model: &Path) -> Option<(String, String)> {
     let name = model.file_name()?.to_str()?;
@@ -476,7 +481,7 @@ pub fn convert_marian(opts: &MarianOptions) -> Result<MarianReport, ConvertError
 
     let mut file = onnx::WeightFile::new(WEIGHTS_FILE);
     let encoder = graph::build_encoder(&model, &arch, opts.weights, &mut file)?;
-    let decoder = graph::build_decoder(&model, &arch, opts.weights, &mut file)?;
+    let (decoder, output_layer) = graph::build_decoder(&model, &arch, opts.weights, &mut file)?;
 
     std::fs::create_dir_all(&opts.out).map_err(|e| ConvertError::io("creating", &opts.out, e))?;
     let mut files = vec![
@@ -538,6 +543,7 @@ pub fn convert_marian(opts: &MarianOptions) -> Result<MarianReport, ConvertError
          add_source_words = false\n\n",
         shortlist.first_num, shortlist.best_num
     ));
+    toml.push_str(&output_layer.to_toml());
     toml.push_str("[files]\n");
     for f in &files {
         toml.push_str(&format!(
@@ -557,6 +563,7 @@ pub fn convert_marian(opts: &MarianOptions) -> Result<MarianReport, ConvertError
         trg_lang,
         eos_id,
         unk_id,
+        output_layer,
         files,
     })
 }

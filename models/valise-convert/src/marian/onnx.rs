@@ -196,6 +196,11 @@ impl WeightFile {
         }
     }
 
+    /// Byte offset of tensor `name` in the file, if it was added.
+    pub fn offset(&self, name: &str) -> Option<u64> {
+        self.entries.get(name).map(|e| e.0)
+    }
+
     /// Adds (once) a tensor and returns the initializer that references it.
     pub fn tensor(&mut self, name: &str, data_type: i32, dims: &[i64], raw: &[u8]) -> TensorProto {
         let (offset, length) = match self.entries.get(name) {
