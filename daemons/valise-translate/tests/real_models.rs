@@ -169,6 +169,39 @@ fn rows_joining_and_leaving_a_running_batch_translate_as_alone() {
     }
 }
 
+/// A request past its deadline stops taking the workers' time at the next decoder step (its
+/// rows leave the running batches), ends `timed_out`, and the next request is unaffected.
+#[test]
+fn a_request_past_its_deadline_leaves_the_running_batches() {
+    let mut config = Config::default();
+    config.limits.max_request_secs = 1;
+    config.limits.max_chars = 1_000_000;
+    let e = Engine::load(&config).expect("engine");
+    let lines: Vec<String> = fixtures("enpt").into_iter().map(|f| f.source).collect();
+    // About 20 s of work on two workers of this 2-core machine.
+    let mut text = String::new();
+    while text.len() + 200 < 600_000 {
+        text.push_str(&lines[text.len() % lines.len()]);
+        text.push('\n');
+    }
+    let t = Instant::now();
+    let err = e
+        .translate(&req(&text, "en", "pt"))
+        .expect_err("past its deadline");
+    let took = t.elapsed().as_secs_f64();
+    assert_eq!(err.code(), "timed_out");
+    assert!(
+        took < 4.0,
+        "a 1 s deadline took {took:.1} s to end the request"
+    );
+    let short = &lines[0];
+    let alone = engine().translate(&req(short, "en", "pt")).expect("ok");
+    let after = e
+        .translate(&req(short, "en", "pt"))
+        .expect("served after a timeout");
+    assert_eq!(after.translation, alone.translation);
+}
+
 #[test]
 fn layout_and_abbreviations_are_kept() {
     let e = engine();
