@@ -87,8 +87,13 @@ impl Shared {
 }
 
 impl Batcher {
-    /// Starts `workers` threads for `model` (one per session pair of the model).
-    pub fn start(model: Arc<MarianModel>, workers: usize, batch_size: usize) -> Self {
+    /// Starts `workers` threads for `model` (one per session pair of the model). Fails if the
+    /// system refuses a thread (the threads already started are stopped).
+    pub fn start(
+        model: Arc<MarianModel>,
+        workers: usize,
+        batch_size: usize,
+    ) -> Result<Self, TranslateError> {
         let shared = Arc::new(Shared {
             model,
             batch_size: batch_size.max(1),
@@ -96,16 +101,21 @@ impl Batcher {
             work: Condvar::new(),
             done: Condvar::new(),
         });
-        let threads = (0..workers.max(1))
-            .map(|i| {
-                let s = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("translate-{i}"))
-                    .spawn(move || worker(&s))
-                    .unwrap_or_else(|e| panic!("cannot start a translation thread: {e}"))
-            })
-            .collect();
-        Self { shared, threads }
+        let mut batcher = Self {
+            shared,
+            threads: Vec::new(),
+        };
+        for i in 0..workers.max(1) {
+            let s = batcher.shared.clone();
+            let t = std::thread::Builder::new()
+                .name(format!("translate-{i}"))
+                .spawn(move || worker(&s))
+                .map_err(|e| {
+                    TranslateError::Internal(format!("cannot start a translation thread: {e}"))
+                })?;
+            batcher.threads.push(t);
+        }
+        Ok(batcher)
     }
 
     /// Translates `rows` (token ids per sentence) and returns one result per row, in order.

@@ -166,7 +166,7 @@ impl Engine {
                     config.batch_size as usize,
                 )
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             models,
             batchers,
