@@ -70,7 +70,8 @@ impl TranslateClient {
 #[derive(Debug)]
 pub struct TranslatedDocument {
     pub bytes: bytes::Bytes,
-    pub report: serde_json::Value,
+    /// None when the engine sent no readable report (it always should).
+    pub report: Option<valise_protocol::translate::DocumentReport>,
 }
 
 impl TranslateClient {
@@ -107,8 +108,7 @@ impl TranslateClient {
             .headers
             .get("valise-report")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| percent_decode(v).and_then(|s| serde_json::from_str(&s).ok()))
-            .unwrap_or(serde_json::Value::Null);
+            .and_then(|v| percent_decode(v).and_then(|s| serde_json::from_str(&s).ok()));
         Ok(TranslatedDocument {
             bytes: r.body,
             report,

@@ -335,14 +335,10 @@ async fn run_translation(st: AppState, job: Job) {
                     .await
                     .map_err(|e| ClientError::Http(e.to_string()))?
                     .map_err(|e| ClientError::Http(e.to_string()))?;
-                let detected = doc
-                    .report
-                    .get("source")
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned);
+                let detected = doc.report.as_ref().map(|r| r.source.clone());
                 Ok(Outcome {
                     detected_language: detected,
-                    report: Some(doc.report),
+                    report: doc.report.and_then(|r| serde_json::to_value(r).ok()),
                     ..Outcome::default()
                 })
             }

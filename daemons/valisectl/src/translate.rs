@@ -175,7 +175,7 @@ async fn document(args: &TranslateArgs, input: &Path, output: &Path) -> anyhow::
             let d = c
                 .translate_document(input, format.as_str(), &args.from, &args.to)
                 .await?;
-            let report = serde_json::from_value(d.report).unwrap_or_default();
+            let report = d.report.unwrap_or_default();
             (d.bytes.to_vec(), report)
         }
         Backend::Local(e) => {
