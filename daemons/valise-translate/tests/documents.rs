@@ -50,7 +50,11 @@ impl Daemon {
             .client
             .translate_document(&path, format, "auto", "pt")
             .await?;
-        Ok((d.bytes.to_vec(), d.report))
+        let report = d.report.expect("the engine sent a report");
+        Ok((
+            d.bytes.to_vec(),
+            serde_json::to_value(report).expect("json"),
+        ))
     }
 }
 
