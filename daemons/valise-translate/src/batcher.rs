@@ -194,8 +194,28 @@ fn join_threshold(batch_size: usize) -> usize {
     (batch_size / 4).max(1)
 }
 
+/// A worker decoding at least this many rows lets waiting sentences gather until there are
+/// [`JOIN_WANT`] of them or [`MAX_DEFERRED_STEPS`] steps (about 5 ms) have passed: the packed
+/// encoder costs less per sentence for three than for one, and the rows being decoded keep
+/// the worker busy meanwhile. A worker with fewer rows takes them at once (no added latency
+/// for a lone user). Measured with 8 clients sending one sentence each (bench-translate,
+/// same run): joining at once 227 sentences/s; gathering 2 or 4 steps 250; 3 or 8 steps 265
+/// (282 in another run); 4 or 12 steps 264; 3 or 16 steps 257.
+const DEFER_WHEN_DECODING: usize = 2;
+const JOIN_WANT: usize = 3;
+const MAX_DEFERRED_STEPS: usize = 8;
+
+/// Whether a worker decoding `decoding` rows, with `waiting` rows queued, lets them join now.
+fn join_now(decoding: usize, waiting: usize, deferred_steps: usize) -> bool {
+    waiting > 0
+        && (decoding < DEFER_WHEN_DECODING
+            || waiting >= JOIN_WANT
+            || deferred_steps >= MAX_DEFERRED_STEPS)
+}
+
 fn worker(s: &Shared) {
     let mut dec: Decoding<'_, (u64, usize)> = Decoding::new(&s.model);
+    let mut deferred = 0;
     loop {
         let (joining, expired) = {
             let mut st = s.lock();
@@ -207,12 +227,18 @@ fn worker(s: &Shared) {
                     s.done.notify_all();
                 }
                 let free = s.batch_size.saturating_sub(dec.len());
+                let waiting: usize = st.jobs.iter().map(|j| j.rows.len() - j.taken).sum();
                 if (free >= join_threshold(s.batch_size) || dec.is_empty())
+                    && join_now(dec.len(), waiting, deferred)
                     && let Some(batch) = next_batch(&mut st, free)
                 {
+                    deferred = 0;
                     break (Some(batch), timed_out_jobs(&st));
                 }
                 if !dec.is_empty() {
+                    if waiting > 0 {
+                        deferred += 1;
+                    }
                     break (None, timed_out_jobs(&st));
                 }
                 st = s.work.wait(st).unwrap_or_else(PoisonError::into_inner);
@@ -346,6 +372,20 @@ mod tests {
         );
         let total: usize = st.jobs.iter().map(|j| j.in_flight).sum();
         assert_eq!(total, 12);
+    }
+
+    #[test]
+    fn a_lone_sentence_waits_a_few_steps_for_company_only_when_the_worker_is_busy() {
+        assert!(join_now(0, 1, 0), "an idle worker takes it at once");
+        assert!(join_now(1, 1, 0), "so does one decoding a single row");
+        assert!(!join_now(5, 1, 0), "a busy one waits");
+        assert!(!join_now(5, JOIN_WANT - 1, 0), "for company");
+        assert!(join_now(5, JOIN_WANT, 0), "until enough sentences wait");
+        assert!(
+            join_now(5, 1, MAX_DEFERRED_STEPS),
+            "or a few steps have passed"
+        );
+        assert!(!join_now(5, 0, 9), "nothing to join");
     }
 
     #[test]

@@ -640,11 +640,19 @@ impl MarianModel {
         let eos = arch.eos_id;
         let b = rows.len();
         let len = rows.clone().map(|r| r.len() + 1).max().unwrap_or(1);
-        let mut ids = vec![i64::from(eos); b * len];
+        // Packed tokens (`</s>` ending each sentence) and the packed <-> padded maps.
+        let total: usize = rows.clone().map(|r| r.len() + 1).sum();
+        let mut ids = Vec::with_capacity(total);
+        let mut positions = Vec::with_capacity(total);
+        let mut pack_index = Vec::with_capacity(total);
+        let mut pad_index = vec![total as i64; b * len];
         let mut mask = vec![0f32; b * len];
         for (r, row) in rows.clone().enumerate() {
             for (j, &t) in row.iter().chain(std::iter::once(&eos)).enumerate() {
-                ids[r * len + j] = i64::from(t);
+                pad_index[r * len + j] = ids.len() as i64;
+                pack_index.push((r * len + j) as i64);
+                ids.push(i64::from(t));
+                positions.push(j as f32);
                 mask[r * len + j] = 1.0;
             }
         }
@@ -654,7 +662,25 @@ impl MarianModel {
                 (
                     Cow::Borrowed("input_ids"),
                     SessionInputValue::from(
-                        TensorRef::from_array_view(([b, len], &ids[..])).map_err(eng)?,
+                        TensorRef::from_array_view(([total], &ids[..])).map_err(eng)?,
+                    ),
+                ),
+                (
+                    Cow::Borrowed("positions"),
+                    SessionInputValue::from(
+                        TensorRef::from_array_view(([total], &positions[..])).map_err(eng)?,
+                    ),
+                ),
+                (
+                    Cow::Borrowed("pad_index"),
+                    SessionInputValue::from(
+                        TensorRef::from_array_view(([b * len], &pad_index[..])).map_err(eng)?,
+                    ),
+                ),
+                (
+                    Cow::Borrowed("pack_index"),
+                    SessionInputValue::from(
+                        TensorRef::from_array_view(([total], &pack_index[..])).map_err(eng)?,
                     ),
                 ),
                 (

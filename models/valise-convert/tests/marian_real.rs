@@ -171,6 +171,9 @@ impl Translator {
         let n = src.len();
         let ids: Vec<i64> = src.iter().map(|&i| i64::from(i)).collect();
         let mask = vec![1f32; n];
+        // One sentence: packed and padded layouts coincide.
+        let positions: Vec<f32> = (0..n).map(|j| j as f32).collect();
+        let index: Vec<i64> = (0..n as i64).collect();
 
         // Encoder: the cross-attention keys/values of every decoder layer.
         let mut cross: Vec<(Vec<usize>, Vec<f32>)> = Vec::new();
@@ -181,7 +184,25 @@ impl Translator {
                     (
                         Cow::Borrowed("input_ids"),
                         SessionInputValue::from(
-                            TensorRef::from_array_view(([1usize, n], &ids[..])).expect("ids"),
+                            TensorRef::from_array_view(([n], &ids[..])).expect("ids"),
+                        ),
+                    ),
+                    (
+                        Cow::Borrowed("positions"),
+                        SessionInputValue::from(
+                            TensorRef::from_array_view(([n], &positions[..])).expect("pos"),
+                        ),
+                    ),
+                    (
+                        Cow::Borrowed("pad_index"),
+                        SessionInputValue::from(
+                            TensorRef::from_array_view(([n], &index[..])).expect("pad"),
+                        ),
+                    ),
+                    (
+                        Cow::Borrowed("pack_index"),
+                        SessionInputValue::from(
+                            TensorRef::from_array_view(([n], &index[..])).expect("pack"),
                         ),
                     ),
                     (

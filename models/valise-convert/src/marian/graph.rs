@@ -41,6 +41,22 @@ struct Ctx<'a> {
     arch: &'a MarianArch,
     weights: WeightType,
     file: &'a mut WeightFile,
+    /// Encoder only: the packing tensors (see [`build_encoder`]).
+    packing: Option<Packing>,
+}
+
+/// The encoder's packed layout: position-wise work on the `T` real tokens of all sentences
+/// (`[T, D]`, no padding), attention on a padded `[b, L]` view built by gathers.
+#[derive(Debug, Clone)]
+struct Packing {
+    /// `[b·L]`: for each padded slot, its row in `[T + 1, D]` (`T` = a zero row).
+    pad_index: String,
+    /// `[T]`: for each token, its slot in `[b·L, D]`.
+    pack_index: String,
+    /// `[4]` = `[b, L, H, dh]`.
+    heads_shape: String,
+    /// `[1, D]` zeros.
+    zero_row: String,
 }
 
 fn quantize(values: &[f32], rows: usize, cols: usize) -> QuantMatrix {
@@ -272,10 +288,20 @@ impl Ctx<'_> {
         self.arch.dim_emb / self.arch.heads
     }
 
-    /// `[b, L, D]` → `[b, H, L, dh]` (perm 0213) or `[b, H, dh, L]` (perm 0231).
+    /// Packed `[T, D]` → padded `[b, H, L, dh]` (perm 0213) or `[b, H, dh, L]` (perm 0231).
+    /// Padded slots get zeros (masked in attention, so their value never counts).
     fn split_heads(&mut self, g: &mut Graph, x: &str, perm: &[i64]) -> String {
-        let shape = g.const_i64(&[0, 0, self.arch.heads as i64, self.head_dim() as i64]);
-        let r = g.op("Reshape", &[x, &shape], &[]);
+        let p = self
+            .packing
+            .clone()
+            .unwrap_or_else(|| unreachable!("encoder only"));
+        let with_zero = g.op("Concat", &[x, &p.zero_row], &[Attr::Int("axis", 0)]);
+        let padded = g.op(
+            "Gather",
+            &[&with_zero, &p.pad_index],
+            &[Attr::Int("axis", 0)],
+        );
+        let r = g.op("Reshape", &[&padded, &p.heads_shape], &[]);
         g.op("Transpose", &[&r], &[Attr::Ints("perm", perm.to_vec())])
     }
 
@@ -305,9 +331,16 @@ impl Ctx<'_> {
         let kt = self.split_heads(g, &k, &[0, 2, 3, 1]);
         let v = self.split_heads(g, &v, &[0, 2, 1, 3]);
         let c = self.attend(g, &q, &kt, &v, bias);
+        // Back from the padded view to the packed tokens.
         let c = g.op("Transpose", &[&c], &[Attr::Ints("perm", vec![0, 2, 1, 3])]);
-        let shape = g.const_i64(&[0, 0, d as i64]);
+        let shape = g.const_i64(&[-1, d as i64]);
         let c = g.op("Reshape", &[&c, &shape], &[]);
+        let pack = self
+            .packing
+            .as_ref()
+            .map(|p| p.pack_index.clone())
+            .unwrap_or_else(|| unreachable!("encoder only"));
+        let c = g.op("Gather", &[&c, &pack], &[Attr::Int("axis", 0)]);
         let o = self.affine(g, &c, &format!("{p}_Wo"), &format!("{p}_bo"), d, d)?;
         let x = self.add_norm(g, &o, x, &format!("{p}_Wo"))?;
         self.ffn(g, &x, &format!("encoder_l{l}"))
@@ -324,9 +357,17 @@ pub fn state_names(l: usize) -> (String, String) {
     (format!("state_{l}"), format!("state_{l}_out"))
 }
 
-/// The encoder graph: `input_ids [b, L]`, `src_mask [b, L]` → `encoder_out [b, L, D]`
-/// and, per decoder layer, the cross-attention keys `cross_k_l [b, H, dh, L]` (already
-/// transposed for the score product) and values `cross_v_l [b, H, L, dh]`.
+/// The encoder graph, packed: the sentences of a batch are concatenated, so the position-wise
+/// work (projections, FFN, layer norms: nearly all of it) runs on real tokens only, and only
+/// attention sees a padded `[b, L]` view (its keys at the same offsets as alone, masked past each
+/// sentence's end, so a sentence's result does not depend on its batch).
+///
+/// Inputs: `input_ids [T]` (all sentences' tokens, `</s>` included), `positions [T]` (each
+/// token's position in its sentence, float), `pad_index [b·L]` and `pack_index [T]` (the
+/// packed ↔ padded maps: slot `r·L + j` ↔ token `offset_r + j`; empty slots point at row `T`,
+/// a zero row), `src_mask [b, L]`. Outputs, per decoder layer, the cross-attention keys
+/// `cross_k_l [b, H, dh, L]` (already transposed for the score product) and values
+/// `cross_v_l [b, H, L, dh]`.
 pub fn build_encoder(
     model: &MarianModel,
     arch: &MarianArch,
@@ -338,48 +379,40 @@ pub fn build_encoder(
         arch,
         weights,
         file,
+        packing: None,
     };
     let d = arch.dim_emb;
     let (heads, dh) = (arch.heads as i64, cx.head_dim() as i64);
     let mut g = Graph::new("marian_encoder");
-    let ids = g.input(
-        "input_ids",
-        dtype::INT64,
-        &[Dim::Named("batch"), Dim::Named("src_len")],
-    );
+    let ids = g.input("input_ids", dtype::INT64, &[Dim::Named("tokens")]);
+    let pos = g.input("positions", dtype::FLOAT, &[Dim::Named("tokens")]);
+    let pad_index = g.input("pad_index", dtype::INT64, &[Dim::Named("slots")]);
+    let pack_index = g.input("pack_index", dtype::INT64, &[Dim::Named("tokens")]);
     let mask = g.input(
         "src_mask",
         dtype::FLOAT,
         &[Dim::Named("batch"), Dim::Named("src_len")],
     );
+    let bl = g.op("Shape", &[&mask], &[]);
+    let hd = g.const_i64(&[heads, dh]);
+    let heads_shape = g.op("Concat", &[&bl, &hd], &[Attr::Int("axis", 0)]);
+    let zero_row = g.const_f32(&[1, d as i64], &vec![0.0; d]);
+    cx.packing = Some(Packing {
+        pad_index,
+        pack_index,
+        heads_shape,
+        zero_row,
+    });
 
     let emb = cx.embedding_rows(&mut g, &ids)?;
     let sqrt_d = g.scalar_f32((d as f32).sqrt());
     let emb = g.op("Mul", &[&emb, &sqrt_d], &[]);
-    // Positions 0..L as floats.
-    let shape = g.op("Shape", &[&ids], &[]);
-    let one_i = g.scalar_i64(1);
-    let len = g.op("Gather", &[&shape, &one_i], &[Attr::Int("axis", 0)]);
-    let len = g.op("Cast", &[&len], &[Attr::Int("to", i64::from(dtype::FLOAT))]);
-    let zero = g.scalar_f32(0.0);
-    let one = g.scalar_f32(1.0);
-    let pos = g.op("Range", &[&zero, &len, &one], &[]);
     let pos = cx.positions(&mut g, &pos);
     let mut x = g.op("Add", &[&emb, &pos], &[]);
     let bias = cx.mask_bias(&mut g, &mask);
     for l in 1..=arch.enc_depth {
         x = cx.encoder_layer(&mut g, &x, &bias, l)?;
     }
-    g.output(
-        &x,
-        "encoder_out",
-        dtype::FLOAT,
-        &[
-            Dim::Named("batch"),
-            Dim::Named("src_len"),
-            Dim::Fixed(d as i64),
-        ],
-    );
     for l in 1..=arch.dec_depth {
         let p = format!("decoder_l{l}_context");
         let k = cx.affine(&mut g, &x, &format!("{p}_Wk"), &format!("{p}_bk"), d, d)?;
@@ -430,6 +463,7 @@ pub fn build_decoder(
         arch,
         weights,
         file,
+        packing: None,
     };
     let d = arch.dim_emb;
     let (heads, dh) = (arch.heads as i64, cx.head_dim() as i64);

@@ -4,8 +4,9 @@
 //! SentencePiece vocabulary and binary lexical shortlist, and writes a directory that
 //! ONNX Runtime can run with a small greedy loop:
 //!
-//! * `encoder.onnx`: `input_ids`, `src_mask` → `encoder_out` and the per-layer
-//!   cross-attention keys/values (computed once per sentence);
+//! * `encoder.onnx`: the sentences of a batch packed (`input_ids`, `positions`, the
+//!   packed ↔ padded index maps, `src_mask`) → the per-layer cross-attention keys/values
+//!   (computed once per sentence);
 //! * `decoder.onnx`: one decoder step with explicit SSRU state and logits over a
 //!   shortlist;
 //! * `weights.bin`: every initializer of both graphs (ONNX external data), so the tied
@@ -349,7 +350,8 @@ pub const FORMAT: &str = "valise-marian-onnx";
 /// Format version written into model.toml.
 /// 2: the decoder takes `step [b]` (rows at different steps) and the output layer's rows
 /// (`out_w`, `out_b`, gathered by the engine: `[output_layer]`) instead of `shortlist_ids`.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: the encoder is packed (`input_ids [T]`, `positions`, `pad_index`, `pack_index`).
+pub const FORMAT_VERSION: u32 = 3;
 
 fn langs_from_name(model: &Path) -> Option<(String, String)> {
     let name = model.file_name()?.to_str()?;
