@@ -408,9 +408,11 @@ impl Run<'_> {
         let secs = self.batch.pcm.len() as f32 / SAMPLE_RATE as f32;
         if dec.trim_audio_ctx && secs < 29.0 {
             // whisper's encoder sees 30 s (1500 frames) whatever the input; for short input,
-            // encode only what is there plus a margin (large speed-up for short clips).
+            // encode only what is there plus a margin, and never less than min_audio_ctx
+            // (large speed-up for short clips).
             let ctx = ((secs / 30.0) * 1500.0).ceil() as i32 + 128;
-            p.set_audio_ctx(ctx.min(1500));
+            let min = i32::try_from(dec.min_audio_ctx).unwrap_or(1500);
+            p.set_audio_ctx(ctx.max(min).min(1500));
         }
         // whisper.cpp polls this between decoder steps, so a cancel or the deadline stops
         // the computation within a fraction of a second. (The explicit boxed type matters:
