@@ -125,7 +125,11 @@ impl Engine {
                 ..DocumentReport::default()
             },
         };
-        let mut report = DocumentReport::default();
+        // The format module learns the target (HTML declares the document's language).
+        let mut report = DocumentReport {
+            target: tr.target.clone(),
+            ..DocumentReport::default()
+        };
         let out = document::translate(format, input, &limits.document(), &mut tr, &mut report)?;
         // The format module's part (blocks, skipped) joins the translator's.
         let mut full = tr.report;

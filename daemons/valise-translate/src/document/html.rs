@@ -248,7 +248,10 @@ pub fn translate(
     }
     let mut out = Vec::with_capacity(input.len() + input.len() / 4);
     out.extend_from_slice(bom);
-    out.extend_from_slice(&apply(html, plan)?);
+    // The document's declared language becomes the target's (screen readers pick their voice
+    // from it); a document that declares none is left so.
+    let lang = (!report.target.is_empty()).then(|| report.target.clone());
+    out.extend_from_slice(&apply(html, plan, lang)?);
     Ok(out)
 }
 
@@ -599,6 +602,8 @@ impl Plan {
 #[derive(Debug)]
 struct Applier {
     plan: Plan,
+    /// The target language for `<html lang>` / `xml:lang`, when known.
+    lang: Option<String>,
     /// Raw bytes seen of the node being replaced.
     seen: usize,
     replaced: usize,
@@ -606,10 +611,11 @@ struct Applier {
     mismatch: bool,
 }
 
-fn apply(html: &str, plan: Plan) -> Result<Vec<u8>, TranslateError> {
+fn apply(html: &str, plan: Plan, lang: Option<String>) -> Result<Vec<u8>, TranslateError> {
     let nodes = plan.nodes.len();
     let pass = Rc::new(RefCell::new(Applier {
         plan,
+        lang,
         seen: 0,
         replaced: 0,
         mismatch: false,
@@ -628,6 +634,15 @@ impl Pass for Applier {
     fn start(&mut self, id: usize, el: &mut Element<'_, '_>) -> HandlerResult {
         for (name, value) in self.plan.attrs.remove(&id).unwrap_or_default() {
             el.set_attribute(name, &value)?;
+        }
+        if let Some(lang) = &self.lang
+            && el.tag_name().eq_ignore_ascii_case("html")
+        {
+            for name in ["lang", "xml:lang"] {
+                if el.has_attribute(name) {
+                    el.set_attribute(name, lang)?;
+                }
+            }
         }
         Ok(())
     }
@@ -912,6 +927,28 @@ mod tests {
         assert_eq!(runs(&seen), vec![vec!["The ", "embassy", " is closed."]]);
         assert_eq!(out, "<p>THE <b>EMBASSY</b> IS CLOSED.</p>");
         assert_eq!(report.blocks, 1);
+    }
+
+    #[test]
+    fn the_declared_language_becomes_the_target() {
+        let mut tr = Upper::default();
+        let mut report = DocumentReport {
+            target: "pt".into(),
+            ..DocumentReport::default()
+        };
+        let html = "<html lang=\"en\" xml:lang=\"en\"><body><p lang=\"en\">Hello</p></body></html>";
+        let out = translate(html.as_bytes(), &DocLimits::default(), &mut tr, &mut report).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<html lang=\"pt\" xml:lang=\"pt\"><body><p lang=\"en\">HELLO</p></body></html>",
+            "the root's language follows the translation; inner marks are the author's"
+        );
+        let bare = "<html><body><p>Hello</p></body></html>";
+        let out = translate(bare.as_bytes(), &DocLimits::default(), &mut tr, &mut report).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<html><body><p>HELLO</p></body></html>"
+        );
     }
 
     #[test]
