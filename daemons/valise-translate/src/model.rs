@@ -265,14 +265,17 @@ impl MarianModel {
     }
 }
 
+/// One row's cross-attention inputs, per decoder layer: keys `[H, dh, n]`, values `[H, n, dh]`.
+type Cross = Vec<(Vec<f32>, Vec<f32>)>;
+
 /// One sentence being decoded.
 #[derive(Debug)]
 struct Row<T> {
     tag: T,
     /// Source length, `</s>` included.
     src_len: usize,
-    /// Per decoder layer: keys `[H, dh, src_len]` and values `[H, src_len, dh]`.
-    cross: Vec<(Vec<f32>, Vec<f32>)>,
+    /// At `src_len`.
+    cross: Cross,
     /// Per decoder layer: the SSRU state `[D]`.
     states: Vec<Vec<f32>>,
     prev: i64,
@@ -281,22 +284,6 @@ struct Row<T> {
     out: Vec<u32>,
     /// This row's shortlist (sorted ids).
     shortlist: Vec<u32>,
-}
-
-impl Row<()> {
-    fn tagged<T>(self, tag: T) -> Row<T> {
-        Row {
-            tag,
-            src_len: self.src_len,
-            cross: self.cross,
-            states: self.states,
-            prev: self.prev,
-            step: self.step,
-            max_steps: self.max_steps,
-            out: self.out,
-            shortlist: self.shortlist,
-        }
-    }
 }
 
 /// The decoder inputs that change only with the batch's rows. Joining rows are appended (ids
@@ -411,11 +398,14 @@ impl<'m, T> Decoding<'m, T> {
             model.encode(w, rows.iter().map(|(_, ids)| ids.as_slice()))
         };
         match encoded {
-            Ok(encoded) => {
+            Ok(cross) => {
                 let first = self.rows.len();
-                for ((tag, _), row) in rows.into_iter().zip(encoded) {
-                    self.rows.push(row.tagged(tag));
-                }
+                let model = self.model;
+                self.rows.extend(
+                    rows.into_iter()
+                        .zip(cross)
+                        .map(|((tag, ids), cross)| model.new_row(tag, &ids, cross)),
+                );
                 if self.fixed_valid
                     && self.rows[first..]
                         .iter()
@@ -629,13 +619,34 @@ impl<'m, T> Decoding<'m, T> {
 }
 
 impl MarianModel {
-    /// One encoder run over `rows` (padded to the longest): each row's cross-attention keys
-    /// and values at its own length, zero states, its shortlist and step budget.
+    /// A row about to be decoded: its cross-attention keys and values (from `encode`), zero
+    /// states, its shortlist and step budget.
+    fn new_row<T>(&self, tag: T, ids: &[u32], cross: Cross) -> Row<T> {
+        let arch = &self.meta.architecture;
+        let mut src = ids.to_vec();
+        src.push(arch.eos_id);
+        Row {
+            tag,
+            src_len: src.len(),
+            cross,
+            states: vec![vec![0f32; arch.dim_emb]; arch.dec_depth],
+            prev: 0,
+            step: 0,
+            max_steps: (src.len() as f64 * arch.max_length_factor) as usize,
+            out: Vec::new(),
+            shortlist: self
+                .shortlist
+                .generate(&src, self.meta.shortlist.add_source_words),
+        }
+    }
+
+    /// One packed encoder run over `rows`; per row and decoder layer, its cross-attention keys
+    /// `[H, dh, n]` and values `[H, n, dh]` at its own length `n` (`</s>` included).
     fn encode<'a>(
         &self,
         w: &mut Worker,
         rows: impl ExactSizeIterator<Item = &'a [u32]> + Clone,
-    ) -> Result<Vec<Row<()>>, TranslateError> {
+    ) -> Result<Vec<Cross>, TranslateError> {
         let arch = &self.meta.architecture;
         let eos = arch.eos_id;
         let b = rows.len();
@@ -692,24 +703,10 @@ impl MarianModel {
             ])
             .map_err(eng)?;
         let (heads, dh) = (arch.heads, arch.dim_emb / arch.heads);
-        let mut out: Vec<Row<()>> = rows
-            .map(|row| {
-                let mut src = row.to_vec();
-                src.push(eos);
-                Row {
-                    tag: (),
-                    src_len: row.len() + 1,
-                    cross: Vec::with_capacity(arch.dec_depth),
-                    states: vec![vec![0f32; arch.dim_emb]; arch.dec_depth],
-                    prev: 0,
-                    step: 0,
-                    max_steps: ((row.len() + 1) as f64 * arch.max_length_factor) as usize,
-                    out: Vec::new(),
-                    shortlist: self
-                        .shortlist
-                        .generate(&src, self.meta.shortlist.add_source_words),
-                }
-            })
+        let lens: Vec<usize> = rows.map(|r| r.len() + 1).collect();
+        let mut out: Vec<Cross> = lens
+            .iter()
+            .map(|_| Vec::with_capacity(arch.dec_depth))
             .collect();
         for l in 1..=arch.dec_depth {
             let (kn, vn) = cross_names(l);
@@ -726,8 +723,7 @@ impl MarianModel {
                     "encoder output shapes {ks:?} / {vs:?}, expected {expect_k:?} / {expect_v:?}"
                 )));
             }
-            for (r, row) in out.iter_mut().enumerate() {
-                let n = row.src_len;
+            for (r, (cross, &n)) in out.iter_mut().zip(&lens).enumerate() {
                 let mut k = Vec::with_capacity(heads * dh * n);
                 for hd in 0..heads * dh {
                     let at = (r * heads * dh + hd) * len;
@@ -738,40 +734,26 @@ impl MarianModel {
                     let at = (r * heads + h) * len * dh;
                     v.extend_from_slice(&vd[at..at + n * dh]);
                 }
-                row.cross.push((k, v));
+                cross.push((k, v));
             }
         }
         Ok(out)
     }
 
-    /// Fills `f` with the membership-dependent decoder inputs for `rows` (buffers reused).
+    /// Fills `f` with the membership-dependent decoder inputs for `rows` (buffers reused):
+    /// padded to the longest row, every row appended, the union of shortlists sorted.
     fn fill_fixed<T>(&self, f: &mut Fixed, rows: &[Row<T>]) {
-        let arch = &self.meta.architecture;
-        let (heads, dh) = (arch.heads, arch.dim_emb / arch.heads);
-        let b = rows.len();
-        let len = rows.iter().map(|r| r.src_len).max().unwrap_or(1);
-        f.len = len;
+        f.len = rows.iter().map(|r| r.src_len).max().unwrap_or(1);
         f.stale = false;
-        refill(&mut f.mask, b * len);
-        for (r, row) in rows.iter().enumerate() {
-            f.mask[r * len..r * len + row.src_len].fill(1.0);
+        f.mask.clear();
+        f.cross
+            .resize_with(self.meta.architecture.dec_depth, Default::default);
+        for (k, v) in &mut f.cross {
+            k.clear();
+            v.clear();
         }
-        f.cross.resize_with(arch.dec_depth, Default::default);
-        for (l, (k, v)) in f.cross.iter_mut().enumerate() {
-            refill(k, b * heads * dh * len);
-            refill(v, b * heads * len * dh);
-            for (r, row) in rows.iter().enumerate() {
-                let n = row.src_len;
-                let (rk, rv) = &row.cross[l];
-                for hd in 0..heads * dh {
-                    let at = (r * heads * dh + hd) * len;
-                    k[at..at + n].copy_from_slice(&rk[hd * n..(hd + 1) * n]);
-                }
-                for h in 0..heads {
-                    let at = (r * heads + h) * len * dh;
-                    v[at..at + n * dh].copy_from_slice(&rv[h * n * dh..(h + 1) * n * dh]);
-                }
-            }
+        for row in rows {
+            self.append_source(f, row);
         }
         self.set_shortlist(f, rows, union_of(rows));
     }
@@ -804,29 +786,33 @@ impl MarianModel {
         f.ids.extend(union.iter().map(|&i| i64::from(i)));
     }
 
+    /// Appends `row`'s source block (no longer than `f.len`) to the mask and cross tensors,
+    /// zeros past its end.
+    fn append_source<T>(&self, f: &mut Fixed, row: &Row<T>) {
+        let arch = &self.meta.architecture;
+        let (heads, dh, len, n) = (arch.heads, arch.dim_emb / arch.heads, f.len, row.src_len);
+        let at = f.mask.len();
+        f.mask.resize(at + len, 0.0);
+        f.mask[at..at + n].fill(1.0);
+        for ((k, v), (rk, rv)) in f.cross.iter_mut().zip(&row.cross) {
+            for hd in 0..heads * dh {
+                let at = k.len();
+                k.resize(at + len, 0.0);
+                k[at..at + n].copy_from_slice(&rk[hd * n..(hd + 1) * n]);
+            }
+            for h in 0..heads {
+                let at = v.len();
+                v.resize(at + len * dh, 0.0);
+                v[at..at + n * dh].copy_from_slice(&rv[h * n * dh..(h + 1) * n * dh]);
+            }
+        }
+    }
+
     /// Appends `rows` (joining, each no longer than `f.len`) to `f`: their source blocks, the
     /// ids of their shortlists not in the union yet, their masks.
     fn append_fixed<T>(&self, f: &mut Fixed, rows: &[Row<T>]) {
-        let arch = &self.meta.architecture;
-        let (heads, dh, len) = (arch.heads, arch.dim_emb / arch.heads, f.len);
         for row in rows {
-            let n = row.src_len;
-            let at = f.mask.len();
-            f.mask.resize(at + len, 0.0);
-            f.mask[at..at + n].fill(1.0);
-            for (l, (k, v)) in f.cross.iter_mut().enumerate() {
-                let (rk, rv) = &row.cross[l];
-                for hd in 0..heads * dh {
-                    let at = k.len();
-                    k.resize(at + len, 0.0);
-                    k[at..at + n].copy_from_slice(&rk[hd * n..(hd + 1) * n]);
-                }
-                for h in 0..heads {
-                    let at = v.len();
-                    v.resize(at + len * dh, 0.0);
-                    v[at..at + n * dh].copy_from_slice(&rv[h * n * dh..(h + 1) * n * dh]);
-                }
-            }
+            self.append_source(f, row);
             let new: Vec<u32> = row
                 .shortlist
                 .iter()
@@ -862,12 +848,6 @@ fn row_mask(m: &mut Vec<bool>, pos: &[u32], shortlist: &[u32], k: usize) {
             *slot = true;
         }
     }
-}
-
-/// Clears `v` and sets it to `n` zeros, keeping its allocation.
-fn refill(v: &mut Vec<f32>, n: usize) {
-    v.clear();
-    v.resize(n, 0.0);
 }
 
 /// The sorted union of the rows' shortlists.
