@@ -69,17 +69,12 @@ pub struct OutputLayerToml {
 
 impl OutputLayerToml {
     fn spec(&self) -> Result<OutputLayerSpec, String> {
-        let dtype = match (self.weight_dtype.as_str(), self.weight_scale_f32_bits) {
-            ("int8", Some(bits)) => OutputDtype::Int8 {
-                scale: f32::from_bits(bits),
-            },
-            ("f32", None) => OutputDtype::F32,
-            (t, bits) => {
-                return Err(format!(
-                    "[output_layer] weight_dtype {t:?} with scale bits {bits:?} (expected int8 with a scale, or f32)"
-                ));
-            }
-        };
+        let (t, bits) = (self.weight_dtype.as_str(), self.weight_scale_f32_bits);
+        let dtype = OutputDtype::from_toml(t, bits).ok_or_else(|| {
+            format!(
+                "[output_layer] weight_dtype {t:?} with scale bits {bits:?} (expected int8 with a scale, or f32)"
+            )
+        })?;
         Ok(OutputLayerSpec {
             file: self.file.clone(),
             weight_offset: self.weight_offset,

@@ -119,9 +119,7 @@ pub fn parse_npy_f32_2d(npy: &[u8]) -> Result<MelFilters, String> {
         ));
     }
     let data = if item == 4 {
-        body.chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect()
+        crate::f32s_le(body)
     } else {
         body.chunks_exact(8)
             .map(|b| f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]) as f32)

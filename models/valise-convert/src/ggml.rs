@@ -261,10 +261,7 @@ pub fn read_ggml(path: &Path, bytes: &[u8]) -> Result<GgmlFile, ConvertError> {
         .checked_mul(n_fft)
         .and_then(|n| n.checked_mul(4))
         .ok_or_else(|| bad(pos, "filter size overflows".into()))?;
-    let filters = take(&mut pos, n, "mel filters")?
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let filters = crate::f32s_le(take(&mut pos, n, "mel filters")?);
     let n_tokens = count(&mut pos, "token count")?;
     let mut tokens = Vec::new();
     for _ in 0..n_tokens {

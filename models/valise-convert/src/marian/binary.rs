@@ -390,10 +390,7 @@ impl MarianModel {
                 reason: "biases and layer-norm parameters must be float32".to_owned(),
             });
         }
-        let values: Vec<f32> = item.data[..len * 4]
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let values = crate::f32s_le(&item.data[..len * 4]);
         check_finite(name, &values)?;
         Ok(values)
     }

@@ -28,6 +28,18 @@ impl OutputDtype {
         }
     }
 
+    /// The dtype `model.toml` names (`weight_dtype`, `weight_scale_f32_bits`), the inverse
+    /// of [`OutputLayerSpec::to_toml`]; None for a combination it never writes.
+    pub fn from_toml(name: &str, scale_bits: Option<u32>) -> Option<Self> {
+        match (name, scale_bits) {
+            ("int8", Some(bits)) => Some(OutputDtype::Int8 {
+                scale: f32::from_bits(bits),
+            }),
+            ("f32", None) => Some(OutputDtype::F32),
+            _ => None,
+        }
+    }
+
     fn bytes_per_value(self) -> usize {
         match self {
             OutputDtype::Int8 { .. } => 1,
@@ -141,9 +153,9 @@ impl OutputLayer {
                     scale,
                 }
             }
-            OutputDtype::F32 => Weights::F32(le_f32(w)),
+            OutputDtype::F32 => Weights::F32(crate::f32s_le(w)),
         };
-        let bias = le_f32(slice(spec.bias_offset, vocab * 4, "bias")?);
+        let bias = crate::f32s_le(slice(spec.bias_offset, vocab * 4, "bias")?);
         Ok(Self {
             vocab,
             dim,
@@ -181,13 +193,6 @@ impl OutputLayer {
             b.push(self.bias[id]);
         }
     }
-}
-
-fn le_f32(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
 }
 
 #[cfg(test)]
@@ -241,6 +246,12 @@ mod tests {
                 "{bad:?}"
             );
         }
+        assert_eq!(
+            OutputDtype::from_toml("int8", Some(0.25f32.to_bits())),
+            Some(OutputDtype::Int8 { scale: 0.25 })
+        );
+        assert_eq!(OutputDtype::from_toml("f32", None), Some(OutputDtype::F32));
+        assert_eq!(OutputDtype::from_toml("int8", None), None);
         assert!(
             spec.to_toml()
                 .contains(&format!("weight_scale_f32_bits = {}", 0.25f32.to_bits()))
