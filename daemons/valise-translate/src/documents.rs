@@ -125,12 +125,16 @@ impl Engine {
                 ..DocumentReport::default()
             },
         };
-        // The format module learns the target (HTML declares the document's language).
-        let mut report = DocumentReport {
-            target: tr.target.clone(),
-            ..DocumentReport::default()
-        };
-        let out = document::translate(format, input, &limits.document(), &mut tr, &mut report)?;
+        let mut report = DocumentReport::default();
+        let target = tr.target.clone();
+        let out = document::translate(
+            format,
+            input,
+            &limits.document(),
+            &target,
+            &mut tr,
+            &mut report,
+        )?;
         // The format module's part (blocks, skipped) joins the translator's.
         let mut full = tr.report;
         if let Some(r) = &tr.route {

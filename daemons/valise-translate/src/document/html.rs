@@ -222,6 +222,7 @@ struct Run {
 pub fn translate(
     input: &[u8],
     limits: &DocLimits,
+    target: Option<&str>,
     tr: &mut dyn RunTranslator,
     report: &mut DocumentReport,
 ) -> Result<Vec<u8>, TranslateError> {
@@ -250,8 +251,7 @@ pub fn translate(
     out.extend_from_slice(bom);
     // The document's declared language becomes the target's (screen readers pick their voice
     // from it); a document that declares none is left so.
-    let lang = (!report.target.is_empty()).then(|| report.target.clone());
-    out.extend_from_slice(&apply(html, plan, lang)?);
+    out.extend_from_slice(&apply(html, plan, target.map(str::to_owned))?);
     Ok(out)
 }
 
@@ -896,7 +896,14 @@ mod tests {
 
     fn run(html: &str, tr: &mut dyn RunTranslator) -> (String, DocumentReport) {
         let mut report = DocumentReport::default();
-        let out = translate(html.as_bytes(), &DocLimits::default(), tr, &mut report).unwrap();
+        let out = translate(
+            html.as_bytes(),
+            &DocLimits::default(),
+            None,
+            tr,
+            &mut report,
+        )
+        .unwrap();
         (String::from_utf8(out).unwrap(), report)
     }
 
@@ -932,19 +939,30 @@ mod tests {
     #[test]
     fn the_declared_language_becomes_the_target() {
         let mut tr = Upper::default();
-        let mut report = DocumentReport {
-            target: "pt".into(),
-            ..DocumentReport::default()
-        };
+        let mut report = DocumentReport::default();
         let html = "<html lang=\"en\" xml:lang=\"en\"><body><p lang=\"en\">Hello</p></body></html>";
-        let out = translate(html.as_bytes(), &DocLimits::default(), &mut tr, &mut report).unwrap();
+        let out = translate(
+            html.as_bytes(),
+            &DocLimits::default(),
+            Some("pt"),
+            &mut tr,
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "<html lang=\"pt\" xml:lang=\"pt\"><body><p lang=\"en\">HELLO</p></body></html>",
             "the root's language follows the translation; inner marks are the author's"
         );
         let bare = "<html><body><p>Hello</p></body></html>";
-        let out = translate(bare.as_bytes(), &DocLimits::default(), &mut tr, &mut report).unwrap();
+        let out = translate(
+            bare.as_bytes(),
+            &DocLimits::default(),
+            Some("pt"),
+            &mut tr,
+            &mut report,
+        )
+        .unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "<html><body><p>HELLO</p></body></html>"
@@ -1114,6 +1132,7 @@ mod tests {
         let err = translate(
             b"<p>caf\xe9</p>",
             &DocLimits::default(),
+            None,
             &mut Upper::default(),
             &mut report,
         )
@@ -1125,6 +1144,7 @@ mod tests {
         let err = translate(
             b"<meta charset=\"windows-1252\"><p>caf\xe9</p>",
             &DocLimits::default(),
+            None,
             &mut Upper::default(),
             &mut report,
         )
@@ -1175,6 +1195,7 @@ mod tests {
         let out = translate(
             html.as_bytes(),
             &DocLimits::default(),
+            None,
             &mut Upper::default(),
             &mut report,
         );
@@ -1185,6 +1206,7 @@ mod tests {
         let _ = translate(
             html.as_bytes(),
             &DocLimits::default(),
+            None,
             &mut Upper::default(),
             &mut report,
         );
@@ -1196,6 +1218,7 @@ mod tests {
         let err = translate(
             b"<select><xmp><script>x</script></select>",
             &DocLimits::default(),
+            None,
             &mut Upper::default(),
             &mut report,
         )
@@ -1213,6 +1236,7 @@ mod tests {
         let err = translate(
             b"<p>more than five</p>",
             &limits,
+            None,
             &mut Upper::default(),
             &mut report,
         )

@@ -98,13 +98,14 @@ impl Default for DocLimits {
     }
 }
 
-/// Translates `input` (a document in `format`) with `tr`; returns the translated document
-/// in the same format. `report` gains what was skipped and why (the engine fills in the
-/// languages, sentence counts and per-sentence errors).
+/// Translates `input` (a document in `format`) into `target` with `tr`; returns the
+/// translated document in the same format. `report` gains what was skipped and why (the
+/// engine fills in the languages, sentence counts and per-sentence errors).
 pub fn translate(
     format: DocumentFormat,
     input: &[u8],
     limits: &DocLimits,
+    target: &str,
     tr: &mut dyn RunTranslator,
     report: &mut DocumentReport,
 ) -> Result<Vec<u8>, TranslateError> {
@@ -120,7 +121,8 @@ pub fn translate(
     match format {
         DocumentFormat::Txt => text::translate(input, limits, tr, report),
         DocumentFormat::Md => markdown::translate(input, limits, tr, report),
-        DocumentFormat::Html => html::translate(input, limits, tr, report),
+        // HTML declares its language; the other formats leave that to their styles.
+        DocumentFormat::Html => html::translate(input, limits, Some(target), tr, report),
         DocumentFormat::Docx => docx::translate(input, limits, tr, report),
         DocumentFormat::Odt => odt::translate(input, limits, tr, report),
     }
@@ -219,7 +221,14 @@ mod tests {
             (DocumentFormat::Md, b"# Hello"),
         ] {
             let mut report = DocumentReport::default();
-            let e = translate(format, doc, &DocLimits::default(), &mut Short, &mut report);
+            let e = translate(
+                format,
+                doc,
+                &DocLimits::default(),
+                "pt",
+                &mut Short,
+                &mut report,
+            );
             assert!(
                 matches!(e, Err(TranslateError::Internal(_))),
                 "{format:?}: {e:?}"
