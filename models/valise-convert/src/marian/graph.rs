@@ -2,7 +2,7 @@
 //! student with an SSRU decoder (see MARIAN.md for the diagrams).
 
 use super::binary::{MarianModel, Matrix, QuantMatrix};
-use super::onnx::{Attr, Dim, Graph, WeightFile, dtype, f32_bytes, i8_bytes};
+use super::onnx::{Attr, Dim, Graph, TensorProto, WeightFile, dtype, f32_bytes, i8_bytes};
 use super::output::{OutputDtype, OutputLayerSpec};
 use super::{Activation, MarianArch, WeightType};
 use crate::ConvertError;
@@ -119,64 +119,52 @@ impl Ctx<'_> {
         ))
     }
 
-    /// Rows `ids` of the tied embedding, as float: Gather(Wemb, ids), dequantized
-    /// after the gather in int8 mode (exact: the scale is per tensor).
-    fn embedding_rows(&mut self, g: &mut Graph, ids: &str) -> Result<String, ConvertError> {
+    /// The tied embedding (`vocab × D`) in the weight file (added once), as its initializer
+    /// and how it is stored: the graphs' input embeddings and the engine's output layer read
+    /// the same bytes.
+    fn embedding(&mut self) -> Result<(TensorProto, OutputDtype), ConvertError> {
         let (v, d) = (self.arch.vocab, self.arch.dim_emb);
         let m = self.matrix(WEMB, v, d)?;
         let dims = [v as i64, d as i64];
         Ok(match self.weights {
-            WeightType::F32 => {
-                let w = g.initializer(self.file.tensor(
-                    WEMB,
-                    dtype::FLOAT,
-                    &dims,
-                    &f32_bytes(&m.to_f32()),
-                ));
-                g.op("Gather", &[&w, ids], &[Attr::Int("axis", 0)])
-            }
+            WeightType::F32 => (
+                self.file
+                    .tensor(WEMB, dtype::FLOAT, &dims, &f32_bytes(&m.to_f32())),
+                OutputDtype::F32,
+            ),
             WeightType::Int8 => {
                 let q = match m {
                     Matrix::Int8(q) => q,
                     Matrix::F32 { values, .. } => quantize(&values, v, d),
                 };
-                let w =
-                    g.initializer(
-                        self.file
-                            .tensor("Wemb.q", dtype::INT8, &dims, &i8_bytes(&q.q)),
-                    );
-                let rows = g.op("Gather", &[&w, ids], &[Attr::Int("axis", 0)]);
-                dequantize(g, &rows, q.dequant_scale(), None)
-            }
-        })
-    }
-
-    /// Puts the tied embedding and the output bias in the weight file (once) and says where.
-    fn output_layer(&mut self) -> Result<OutputLayerSpec, ConvertError> {
-        let (v, d) = (self.arch.vocab, self.arch.dim_emb);
-        let m = self.matrix(WEMB, v, d)?;
-        let dims = [v as i64, d as i64];
-        let (name, dtype_) = match self.weights {
-            WeightType::F32 => {
-                self.file
-                    .tensor(WEMB, dtype::FLOAT, &dims, &f32_bytes(&m.to_f32()));
-                (WEMB, OutputDtype::F32)
-            }
-            WeightType::Int8 => {
-                let q = match m {
-                    Matrix::Int8(q) => q,
-                    Matrix::F32 { values, .. } => quantize(&values, v, d),
-                };
-                self.file
-                    .tensor("Wemb.q", dtype::INT8, &dims, &i8_bytes(&q.q));
                 (
-                    "Wemb.q",
+                    self.file
+                        .tensor("Wemb.q", dtype::INT8, &dims, &i8_bytes(&q.q)),
                     OutputDtype::Int8 {
                         scale: q.dequant_scale(),
                     },
                 )
             }
-        };
+        })
+    }
+
+    /// Rows `ids` of the tied embedding, as float: Gather(Wemb, ids), dequantized
+    /// after the gather in int8 mode (exact: the scale is per tensor).
+    fn embedding_rows(&mut self, g: &mut Graph, ids: &str) -> Result<String, ConvertError> {
+        let (t, stored) = self.embedding()?;
+        let w = g.initializer(t);
+        let rows = g.op("Gather", &[&w, ids], &[Attr::Int("axis", 0)]);
+        Ok(match stored {
+            OutputDtype::F32 => rows,
+            OutputDtype::Int8 { scale } => dequantize(g, &rows, scale, None),
+        })
+    }
+
+    /// Puts the tied embedding and the output bias in the weight file (once) and says where.
+    fn output_layer(&mut self) -> Result<OutputLayerSpec, ConvertError> {
+        let v = self.arch.vocab;
+        let (t, dtype_) = self.embedding()?;
+        let name = t.name;
         let bias_name = "decoder_ff_logit_out_b";
         let bias = self.model.vector(bias_name, v)?;
         self.file
@@ -191,7 +179,7 @@ impl Ctx<'_> {
         };
         Ok(OutputLayerSpec {
             file: self.file.location.clone(),
-            weight_offset: offset(name)?,
+            weight_offset: offset(&name)?,
             dtype: dtype_,
             bias_offset: offset(bias_name)?,
         })
@@ -284,6 +272,13 @@ impl Ctx<'_> {
         g.op("Unsqueeze", &[&bias, &axes], &[])
     }
 
+    /// The encoder's packing tensors (set by `build_encoder` before any layer is built).
+    fn packing(&self) -> Packing {
+        self.packing
+            .clone()
+            .unwrap_or_else(|| unreachable!("the packing is the encoder's"))
+    }
+
     fn head_dim(&self) -> usize {
         self.arch.dim_emb / self.arch.heads
     }
@@ -291,10 +286,7 @@ impl Ctx<'_> {
     /// Packed `[T, D]` → padded `[b, H, L, dh]` (perm 0213) or `[b, H, dh, L]` (perm 0231).
     /// Padded slots get zeros (masked in attention, so their value never counts).
     fn split_heads(&mut self, g: &mut Graph, x: &str, perm: &[i64]) -> String {
-        let p = self
-            .packing
-            .clone()
-            .unwrap_or_else(|| unreachable!("encoder only"));
+        let p = self.packing();
         let with_zero = g.op("Concat", &[x, &p.zero_row], &[Attr::Int("axis", 0)]);
         let padded = g.op(
             "Gather",
@@ -335,11 +327,7 @@ impl Ctx<'_> {
         let c = g.op("Transpose", &[&c], &[Attr::Ints("perm", vec![0, 2, 1, 3])]);
         let shape = g.const_i64(&[-1, d as i64]);
         let c = g.op("Reshape", &[&c, &shape], &[]);
-        let pack = self
-            .packing
-            .as_ref()
-            .map(|p| p.pack_index.clone())
-            .unwrap_or_else(|| unreachable!("encoder only"));
+        let pack = self.packing().pack_index;
         let c = g.op("Gather", &[&c, &pack], &[Attr::Int("axis", 0)]);
         let o = self.affine(g, &c, &format!("{p}_Wo"), &format!("{p}_bo"), d, d)?;
         let x = self.add_norm(g, &o, x, &format!("{p}_Wo"))?;
