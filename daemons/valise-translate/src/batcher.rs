@@ -59,7 +59,8 @@ struct State {
 #[derive(Debug)]
 struct Job {
     id: u64,
-    /// (index in the request, token ids), sorted by length.
+    /// (index in the request, token ids), sorted by length; the ids of a taken row are moved
+    /// to the worker (left empty here).
     rows: Vec<(usize, Vec<u32>)>,
     /// Rows handed to workers so far (a prefix of `rows`).
     taken: usize,
@@ -73,6 +74,11 @@ struct Job {
 impl Job {
     fn waiting(&self) -> bool {
         self.taken < self.rows.len()
+    }
+
+    /// Rows not handed to a worker yet.
+    fn waiting_rows(&self) -> usize {
+        self.rows.len() - self.taken
     }
 
     fn finished(&self) -> bool {
@@ -185,8 +191,9 @@ impl Drop for Batcher {
     }
 }
 
-/// One batch: (job id, row index in the request) per row, and the rows.
-type Batch = (Vec<(u64, usize)>, Vec<Vec<u32>>);
+/// Rows joining a worker's batch: (job id, row index in the request) and the token ids, as
+/// `Decoding::add` takes them.
+type Batch = Vec<((u64, usize), Vec<u32>)>;
 
 /// Free slots from which a worker lets waiting rows join: a quarter of the batch, so that
 /// joining rows share one encoder run instead of one run each, and an emptied batch refills.
@@ -227,7 +234,7 @@ fn worker(s: &Shared) {
                     s.done.notify_all();
                 }
                 let free = s.batch_size.saturating_sub(dec.len());
-                let waiting: usize = st.jobs.iter().map(|j| j.rows.len() - j.taken).sum();
+                let waiting: usize = st.jobs.iter().map(Job::waiting_rows).sum();
                 if (free >= join_threshold(s.batch_size) || dec.is_empty())
                     && join_now(dec.len(), waiting, deferred)
                     && let Some(batch) = next_batch(&mut st, free)
@@ -252,8 +259,8 @@ fn worker(s: &Shared) {
                     .map(|owner| (owner, None)),
             );
         }
-        if let Some((owners, rows)) = joining {
-            for (owner, r) in dec.add(owners.into_iter().zip(rows).collect()) {
+        if let Some(rows) = joining {
+            for (owner, r) in dec.add(rows) {
                 finished.push((owner, Some(r)));
             }
         }
@@ -311,22 +318,21 @@ fn next_batch(st: &mut State, size: usize) -> Option<Batch> {
     let order: Vec<usize> = std::iter::once(st.jobs.len() - 1)
         .chain(0..st.jobs.len() - 1)
         .collect();
-    let mut owners = Vec::with_capacity(size);
-    let mut rows = Vec::with_capacity(size);
+    let mut batch = Vec::with_capacity(size);
     for i in order {
         let job = &mut st.jobs[i];
-        while owners.len() < size && job.waiting() {
-            let (index, ids) = &job.rows[job.taken];
-            owners.push((job.id, *index));
-            rows.push(ids.clone());
+        while batch.len() < size && job.waiting() {
+            // Handed over, not copied: a taken row is never read again.
+            let (index, ids) = &mut job.rows[job.taken];
+            batch.push(((job.id, *index), std::mem::take(ids)));
             job.taken += 1;
             job.in_flight += 1;
         }
-        if owners.len() == size {
+        if batch.len() == size {
             break;
         }
     }
-    Some((owners, rows))
+    Some(batch)
 }
 
 #[cfg(test)]
@@ -350,7 +356,7 @@ mod tests {
     }
 
     fn ids(b: &Batch) -> Vec<u64> {
-        b.0.iter().map(|(j, _)| *j).collect()
+        b.iter().map(|((j, _), _)| *j).collect()
     }
 
     #[test]
