@@ -389,6 +389,22 @@ struct Run {
     valise_id: Option<String>,
 }
 
+/// Valise's settings for `model` in this run: the daemon's defaults, with the knobs turned.
+fn valise_options(args: &Args, model: &str) -> Options {
+    let mut o = Options::defaults(model, args.threads);
+    o.model_store = args.model_store.clone();
+    o.vad = !args.no_vad;
+    let d = &mut o.decoding;
+    d.trim_audio_ctx = args.trim_audio_ctx;
+    d.flash_attn = !args.no_flash_attn;
+    if let Some(b) = args.batch_secs {
+        d.batch_secs = b;
+    }
+    d.temperature_fallback = !args.no_temperature_fallback;
+    d.beam_size = args.beam_size;
+    o
+}
+
 fn bench(args: Args) -> anyhow::Result<()> {
     if args.threads == 0 {
         bail!("--threads must be at least 1");
@@ -525,18 +541,8 @@ fn bench(args: Args) -> anyhow::Result<()> {
             };
             let child = match &run.valise_id {
                 Some(id) => {
-                    let mut options = Options::defaults(id, args.threads);
-                    options.model_store = args.model_store.clone();
-                    options.vad = !args.no_vad;
-                    options.trim_audio_ctx = args.trim_audio_ctx;
-                    options.flash_attn = !args.no_flash_attn;
-                    if let Some(b) = args.batch_secs {
-                        options.batch_secs = b;
-                    }
-                    options.temperature_fallback = !args.no_temperature_fallback;
-                    options.beam_size = args.beam_size;
                     let job = ValiseJob {
-                        options,
+                        options: valise_options(&args, id),
                         warmup: args.warmup,
                         warmup_file: files.first().cloned(),
                     };
@@ -686,17 +692,7 @@ fn bench(args: Args) -> anyhow::Result<()> {
     let table = render_table(&rows, args.threads);
     println!("{table}");
     if let Some(path) = &args.json {
-        let settings = Options {
-            model_store: args.model_store.clone(),
-            model: String::new(),
-            threads: args.threads,
-            vad: !args.no_vad,
-            trim_audio_ctx: args.trim_audio_ctx,
-            flash_attn: !args.no_flash_attn,
-            batch_secs: args.batch_secs.unwrap_or(vad_defaults.batch_secs),
-            temperature_fallback: !args.no_temperature_fallback,
-            beam_size: args.beam_size,
-        };
+        let settings = valise_options(&args, "");
         let doc = serde_json::json!({
             "threads": args.threads,
             "cpu": cpu_model(),

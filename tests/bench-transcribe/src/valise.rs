@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use valise_transcribe::config::DecodingSettings;
 use valise_transcribe::pipeline::{self, JobCtx, Request};
 use valise_transcribe::slots::ComputeSlots;
 use valise_transcribe::{Config, Engine};
@@ -20,11 +21,8 @@ pub struct Options {
     pub model: String,
     pub threads: u32,
     pub vad: bool,
-    pub trim_audio_ctx: bool,
-    pub flash_attn: bool,
-    pub batch_secs: f32,
-    pub temperature_fallback: bool,
-    pub beam_size: u32,
+    /// The daemon's own decoding settings (every knob it has, recorded as such).
+    pub decoding: DecodingSettings,
 }
 
 impl Options {
@@ -36,11 +34,7 @@ impl Options {
             model: model.to_string(),
             threads,
             vad: c.vad.enabled,
-            trim_audio_ctx: c.decoding.trim_audio_ctx,
-            flash_attn: c.decoding.flash_attn,
-            batch_secs: c.decoding.batch_secs,
-            temperature_fallback: c.decoding.temperature_fallback,
-            beam_size: c.decoding.beam_size,
+            decoding: c.decoding,
         }
     }
 
@@ -52,11 +46,7 @@ impl Options {
             ..Config::default()
         };
         c.vad.enabled = self.vad;
-        c.decoding.trim_audio_ctx = self.trim_audio_ctx;
-        c.decoding.flash_attn = self.flash_attn;
-        c.decoding.batch_secs = self.batch_secs;
-        c.decoding.temperature_fallback = self.temperature_fallback;
-        c.decoding.beam_size = self.beam_size;
+        c.decoding = self.decoding.clone();
         c
     }
 }
