@@ -87,9 +87,9 @@ struct Args {
     /// Valise: trim whisper's audio context for short batches.
     #[arg(long)]
     trim_audio_ctx: bool,
-    /// Valise: flash attention off.
+    /// Valise: whisper.cpp's flash attention on (the daemon ships with it off).
     #[arg(long)]
-    no_flash_attn: bool,
+    flash_attn: bool,
     /// Valise: batch length in seconds.
     #[arg(long)]
     batch_secs: Option<f32>,
@@ -396,7 +396,7 @@ fn valise_options(args: &Args, model: &str) -> Options {
     o.vad = !args.no_vad;
     let d = &mut o.decoding;
     d.trim_audio_ctx = args.trim_audio_ctx;
-    d.flash_attn = !args.no_flash_attn;
+    d.flash_attn = args.flash_attn;
     if let Some(b) = args.batch_secs {
         d.batch_secs = b;
     }
