@@ -24,12 +24,14 @@ impl Db {
             std::fs::create_dir_all(dir)?;
         }
         let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // The busy timeout comes first: every statement after it may meet another process
+        // (the portal and `valisectl` open the same file).
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        set_wal(&conn)?;
         // FULL: a job the portal acknowledged survives a power cut.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "secure_delete", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
         restrict_permissions(path);
         Ok(Self {
@@ -55,6 +57,26 @@ impl Db {
         tokio::task::spawn_blocking(move || db.with(f))
             .await
             .map_err(|e| PortalError::Internal(e.to_string()))?
+    }
+}
+
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Switches a new database to WAL. The switch needs the file to itself, and SQLite answers
+/// SQLITE_BUSY at once, without its busy handler, when another connection is opening the
+/// same new file at that moment: retry until the busy timeout.
+fn set_wal(conn: &Connection) -> Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return Ok(other?),
+        }
     }
 }
 
