@@ -156,7 +156,7 @@ pub fn asterisk(lang: Lang, subdirs: bool) -> anyhow::Result<DataSet> {
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read {}", doc.display()))?;
     let mut items = Vec::new();
-    for line in text.lines() {
+    for line in text.lines().flat_map(split_glued_entries) {
         let line = line.trim();
         if line.is_empty() || line.starts_with(';') {
             continue;
@@ -196,6 +196,32 @@ pub fn asterisk(lang: Lang, subdirs: bool) -> anyhow::Result<DataSet> {
     })
 }
 
+/// Splits a transcript line that holds two entries because a newline is missing in the
+/// package (French `vm-record-prepend: … dièse.vm-review-nonurgent: Pour enlever …`): a new
+/// entry starts right after a `.`, `?` or `!` with a prompt name (lowercase letters, digits,
+/// `_`, `/`, at least one `-`) and a `:`. Without this, one prompt's reference would carry
+/// another's words.
+fn split_glued_entries(line: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, c) in line.char_indices() {
+        if !matches!(c, '.' | '?' | '!') || i < start {
+            continue;
+        }
+        let rest = &line[i + 1..];
+        let name_len = rest
+            .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || "-_/".contains(c)))
+            .unwrap_or(rest.len());
+        let name = &rest[..name_len];
+        if name.contains('-') && rest[name_len..].starts_with(':') {
+            parts.push(&line[start..=i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&line[start..]);
+    parts
+}
+
 /// Loads a set by name (see [`SET_NAMES`]).
 pub fn load(name: &str, subdirs: bool) -> anyhow::Result<DataSet> {
     match name {
@@ -230,6 +256,23 @@ pub fn wav_duration(path: &Path) -> anyhow::Result<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn glued_transcript_entries_are_split() {
+        assert_eq!(
+            split_glued_entries("a-b: Appuyez sur dièse.c-d-e: Pour enlever ce message."),
+            ["a-b: Appuyez sur dièse.", "c-d-e: Pour enlever ce message."]
+        );
+        // a name without a hyphen, or a space after the full stop, is ordinary text
+        assert_eq!(
+            split_glued_entries("x: 28.8 kbps. Note: ok"),
+            ["x: 28.8 kbps. Note: ok"]
+        );
+        assert_eq!(
+            split_glued_entries("x: fin.suite: ok"),
+            ["x: fin.suite: ok"]
+        );
+    }
 
     #[test]
     fn sound_descriptions_are_not_references() {

@@ -84,9 +84,9 @@ struct Args {
     /// Valise: no VAD (faster-whisper: vad_filter=False).
     #[arg(long)]
     no_vad: bool,
-    /// Valise: trim whisper's audio context for short batches.
+    /// Valise: encode whisper's full 30 s window for every batch (the daemon trims short ones).
     #[arg(long)]
-    trim_audio_ctx: bool,
+    no_trim_audio_ctx: bool,
     /// Valise: whisper.cpp's flash attention on (the daemon ships with it off).
     #[arg(long)]
     flash_attn: bool,
@@ -395,7 +395,7 @@ fn valise_options(args: &Args, model: &str) -> Options {
     o.model_store = args.model_store.clone();
     o.vad = !args.no_vad;
     let d = &mut o.decoding;
-    d.trim_audio_ctx = args.trim_audio_ctx;
+    d.trim_audio_ctx = !args.no_trim_audio_ctx;
     d.flash_attn = args.flash_attn;
     if let Some(b) = args.batch_secs {
         d.batch_secs = b;
