@@ -20,7 +20,10 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::error::ConvertError;
-use crate::quant::{Q4_0_BLOCK_BYTES, Q5_1_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK4_0, QK5_1, QK8_0};
+use crate::quant::{
+    Q4_0_BLOCK_BYTES, Q5_1_BLOCK_BYTES, Q8_0_BLOCK_BYTES, QK4_0, QK5_1, QK8_0, quantize_q4_0,
+    quantize_q5_1, quantize_q8_0,
+};
 
 /// `GGML_FILE_MAGIC`.
 pub const GGML_MAGIC: u32 = 0x6767_6d6c;
@@ -74,21 +77,36 @@ impl GgmlType {
         }
     }
 
+    /// For a block-quantized type: (elements per block, bytes per block). None for f32/f16.
+    pub fn block(self) -> Option<(usize, usize)> {
+        match self {
+            Self::F32 | Self::F16 => None,
+            Self::Q4_0 => Some((QK4_0, Q4_0_BLOCK_BYTES)),
+            Self::Q5_1 => Some((QK5_1, Q5_1_BLOCK_BYTES)),
+            Self::Q8_0 => Some((QK8_0, Q8_0_BLOCK_BYTES)),
+        }
+    }
+
+    /// Quantizes `x` (a whole number of blocks) into `out`, for a block-quantized type; false
+    /// (and nothing written) for f32/f16.
+    pub fn quantize(self, x: &[f32], out: &mut Vec<u8>) -> bool {
+        match self {
+            Self::F32 | Self::F16 => return false,
+            Self::Q4_0 => quantize_q4_0(x, out),
+            Self::Q5_1 => quantize_q5_1(x, out),
+            Self::Q8_0 => quantize_q8_0(x, out),
+        }
+        true
+    }
+
     /// Bytes taken by `n` elements (n a multiple of the block size for
     /// quantized types), or None if that is not a whole number of blocks.
     pub fn data_bytes(self, n: usize) -> Option<usize> {
-        match self {
-            Self::F32 => n.checked_mul(4),
-            Self::F16 => n.checked_mul(2),
-            Self::Q4_0 => n
-                .is_multiple_of(QK4_0)
-                .then(|| n / QK4_0 * Q4_0_BLOCK_BYTES),
-            Self::Q5_1 => n
-                .is_multiple_of(QK5_1)
-                .then(|| n / QK5_1 * Q5_1_BLOCK_BYTES),
-            Self::Q8_0 => n
-                .is_multiple_of(QK8_0)
-                .then(|| n / QK8_0 * Q8_0_BLOCK_BYTES),
+        match (self, self.block()) {
+            (Self::F32, _) => n.checked_mul(4),
+            (Self::F16, _) => n.checked_mul(2),
+            (_, Some((len, bytes))) => n.is_multiple_of(len).then(|| n / len * bytes),
+            (_, None) => None,
         }
     }
 }

@@ -25,7 +25,6 @@ use crate::error::ConvertError;
 use crate::ggml::{
     self, GGML_QNT_VERSION, GGML_QNT_VERSION_FACTOR, GgmlType, HashingWriter, Hparams,
 };
-use crate::quant::{QK4_0, QK5_1, QK8_0, quantize_q4_0, quantize_q5_1, quantize_q8_0};
 
 /// The CTranslate2 spec name of whisper models.
 pub const WHISPER_SPEC: &str = "WhisperSpec";
@@ -930,11 +929,7 @@ impl<'m, 'a> Plan<'m, 'a> {
                 }
             }
             GgmlType::Q8_0 | GgmlType::Q5_1 | GgmlType::Q4_0 => {
-                let block = match ttype {
-                    GgmlType::Q8_0 => QK8_0,
-                    GgmlType::Q5_1 => QK5_1,
-                    _ => QK4_0,
-                };
+                let block = ttype.block().map_or(1, |(len, _)| len);
                 let row_len = t.shape.last().copied().unwrap_or(0);
                 if row_len == 0 || !row_len.is_multiple_of(block) {
                     return Err(ConvertError::NotBlockAligned {
@@ -945,11 +940,7 @@ impl<'m, 'a> Plan<'m, 'a> {
                 }
                 // Quantize what the f16 file would hold, as the quantize tool does.
                 let rounded: Vec<f32> = values.iter().map(|&v| f16::from_f32(v).to_f32()).collect();
-                match ttype {
-                    GgmlType::Q8_0 => quantize_q8_0(&rounded, &mut buf),
-                    GgmlType::Q5_1 => quantize_q5_1(&rounded, &mut buf),
-                    _ => quantize_q4_0(&rounded, &mut buf),
-                }
+                ttype.quantize(&rounded, &mut buf);
             }
         }
         w.write_all(&buf).map_err(io)?;
