@@ -14,9 +14,10 @@ use std::time::Instant;
 use anyhow::{Context, bail};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
+use valise_bench_common::{cpu_model, cpu_secs, loadavg, peak_rss_kb};
 use valise_bench_transcribe::data::{self, DataSet, Item, SET_NAMES};
 use valise_bench_transcribe::valise::{Options, Runner};
-use valise_bench_transcribe::{Lang, Score, cpu_secs, peak_rss_kb};
+use valise_bench_transcribe::{Lang, Score};
 
 const CHILD_ARG: &str = "__child-valise";
 const ALL_CONFIGS: [&str; 6] = [
@@ -816,22 +817,4 @@ fn render_table(rows: &[Row], threads: u32) -> String {
         ));
     }
     out
-}
-
-fn loadavg() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_default()
 }

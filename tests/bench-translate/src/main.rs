@@ -22,9 +22,8 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use valise_bench_translate::{
-    Agreement, Direction, Sentence, cpu_secs, median, peak_rss_kb, percentile, thread_count,
-};
+use valise_bench_common::{cpu_model, cpu_secs, loadavg, peak_rss_kb};
+use valise_bench_translate::{Agreement, Direction, Sentence, median, percentile, thread_count};
 use valise_engine_client::TranslateClient as Client;
 use valise_protocol::translate::TranslateRequest;
 use valise_translate::{Config, Engine};
@@ -943,22 +942,4 @@ fn verdicts(
         }
     }
     out
-}
-
-fn loadavg() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0.0)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_default()
 }
