@@ -243,15 +243,23 @@ pub fn translate(
         return Ok(input.to_vec());
     }
     let translated = tr.translate_blocks(&blocks)?;
-    let plan = Plan::new(&sent, &translated);
+    let mut plan = Plan::new(&sent, &translated);
     if plan.is_empty() {
         return Ok(input.to_vec());
     }
-    let mut out = Vec::with_capacity(input.len() + input.len() / 4);
-    out.extend_from_slice(bom);
     // The document's declared language becomes the target's (screen readers pick their voice
     // from it); a document that declares none is left so.
-    out.extend_from_slice(&apply(html, plan, target.map(str::to_owned))?);
+    if let Some(lang) = target {
+        for &(element, name) in &collected.languages {
+            plan.attrs
+                .entry(element)
+                .or_default()
+                .push((name, escape(lang, true)));
+        }
+    }
+    let mut out = Vec::with_capacity(input.len() + input.len() / 4);
+    out.extend_from_slice(bom);
+    out.extend_from_slice(&apply(html, plan)?);
     Ok(out)
 }
 
@@ -378,6 +386,8 @@ struct Collected {
     blocks: Vec<Vec<Run>>,
     /// Elements left untranslated, per kind, for the report.
     kept: Vec<(Keep, usize)>,
+    /// The `lang` / `xml:lang` attributes that `<html>` declares: (element, name).
+    languages: Vec<(usize, &'static str)>,
 }
 
 #[derive(Debug, Default)]
@@ -456,6 +466,13 @@ impl Collector {
 impl Pass for Collector {
     fn start(&mut self, id: usize, el: &mut Element<'_, '_>) -> HandlerResult {
         let tag = el.tag_name();
+        if tag.eq_ignore_ascii_case("html") {
+            for name in ["lang", "xml:lang"] {
+                if el.has_attribute(name) {
+                    self.found.languages.push((id, name));
+                }
+            }
+        }
         let scope = self.scope_of(&tag, el);
         if scope == Scope::Translate {
             self.collect_attributes(id, &tag, el);
@@ -602,8 +619,6 @@ impl Plan {
 #[derive(Debug)]
 struct Applier {
     plan: Plan,
-    /// The target language for `<html lang>` / `xml:lang`, when known.
-    lang: Option<String>,
     /// Raw bytes seen of the node being replaced.
     seen: usize,
     replaced: usize,
@@ -611,11 +626,10 @@ struct Applier {
     mismatch: bool,
 }
 
-fn apply(html: &str, plan: Plan, lang: Option<String>) -> Result<Vec<u8>, TranslateError> {
+fn apply(html: &str, plan: Plan) -> Result<Vec<u8>, TranslateError> {
     let nodes = plan.nodes.len();
     let pass = Rc::new(RefCell::new(Applier {
         plan,
-        lang,
         seen: 0,
         replaced: 0,
         mismatch: false,
@@ -634,15 +648,6 @@ impl Pass for Applier {
     fn start(&mut self, id: usize, el: &mut Element<'_, '_>) -> HandlerResult {
         for (name, value) in self.plan.attrs.remove(&id).unwrap_or_default() {
             el.set_attribute(name, &value)?;
-        }
-        if let Some(lang) = &self.lang
-            && el.tag_name().eq_ignore_ascii_case("html")
-        {
-            for name in ["lang", "xml:lang"] {
-                if el.has_attribute(name) {
-                    el.set_attribute(name, lang)?;
-                }
-            }
         }
         Ok(())
     }
