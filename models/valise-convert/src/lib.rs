@@ -29,6 +29,11 @@ pub mod quant;
 mod whisper;
 
 pub use error::ConvertError;
+pub use marian::{MarianOptions, MarianReport, WeightType, convert_marian};
+pub use whisper::{
+    ConvertOptions, EnglishOnly, MULTILINGUAL_MIN_VOCAB, OutType, Report, SUPPORTED_SPEC_REVISIONS,
+    WHISPER_SPEC, convert_whisper,
+};
 
 /// Little-endian f32 values of `bytes` (a trailing partial value is ignored): how every format
 /// read here stores its floats.
@@ -38,8 +43,3 @@ pub(crate) fn f32s_le(bytes: &[u8]) -> Vec<f32> {
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
         .collect()
 }
-pub use marian::{MarianOptions, MarianReport, WeightType, convert_marian};
-pub use whisper::{
-    ConvertOptions, EnglishOnly, MULTILINGUAL_MIN_VOCAB, OutType, Report, SUPPORTED_SPEC_REVISIONS,
-    WHISPER_SPEC, convert_whisper,
-};

@@ -122,23 +122,30 @@ impl OutputLayer {
                 spec.file
             )));
         }
-        let bytes = std::fs::read(&path).map_err(|e| ConvertError::io("reading", &path, e))?;
-        let slice = |offset: u64, len: usize, what: &str| {
-            usize::try_from(offset)
-                .ok()
-                .and_then(|o| Some(o..o.checked_add(len)?))
-                .and_then(|r| bytes.get(r))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "{what} ({len} bytes at {offset}) lies outside the {}-byte file",
-                        bytes.len()
-                    ))
-                })
+        // Only the two ranges are read: the file holds every weight of both graphs.
+        let mut file =
+            std::fs::File::open(&path).map_err(|e| ConvertError::io("opening", &path, e))?;
+        let size = file
+            .metadata()
+            .map_err(|e| ConvertError::io("reading", &path, e))?
+            .len();
+        let mut read = |offset: u64, len: usize, what: &str| -> Result<Vec<u8>, ConvertError> {
+            use std::io::{Read, Seek, SeekFrom};
+            if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+                return Err(bad(format!(
+                    "{what} ({len} bytes at {offset}) lies outside the {size}-byte file"
+                )));
+            }
+            let mut buf = vec![0u8; len];
+            file.seek(SeekFrom::Start(offset))
+                .and_then(|_| file.read_exact(&mut buf))
+                .map_err(|e| ConvertError::io("reading", &path, e))?;
+            Ok(buf)
         };
         let n = vocab
             .checked_mul(dim)
             .ok_or_else(|| bad("vocabulary × dimension overflows".into()))?;
-        let w = slice(
+        let w = read(
             spec.weight_offset,
             n * spec.dtype.bytes_per_value(),
             "embedding",
@@ -153,9 +160,9 @@ impl OutputLayer {
                     scale,
                 }
             }
-            OutputDtype::F32 => Weights::F32(crate::f32s_le(w)),
+            OutputDtype::F32 => Weights::F32(crate::f32s_le(&w)),
         };
-        let bias = crate::f32s_le(slice(spec.bias_offset, vocab * 4, "bias")?);
+        let bias = crate::f32s_le(&read(spec.bias_offset, vocab * 4, "bias")?);
         Ok(Self {
             vocab,
             dim,
