@@ -900,11 +900,19 @@ mod tests {
     use super::*;
 
     fn run(html: &str, tr: &mut dyn RunTranslator) -> (String, DocumentReport) {
+        run_into(html, None, tr)
+    }
+
+    fn run_into(
+        html: &str,
+        target: Option<&str>,
+        tr: &mut dyn RunTranslator,
+    ) -> (String, DocumentReport) {
         let mut report = DocumentReport::default();
         let out = translate(
             html.as_bytes(),
             &DocLimits::default(),
-            None,
+            target,
             tr,
             &mut report,
         )
@@ -943,33 +951,15 @@ mod tests {
 
     #[test]
     fn the_declared_language_becomes_the_target() {
-        let mut tr = Upper::default();
-        let mut report = DocumentReport::default();
         let html = "<html lang=\"en\" xml:lang=\"en\"><body><p lang=\"en\">Hello</p></body></html>";
-        let out = translate(
-            html.as_bytes(),
-            &DocLimits::default(),
-            Some("pt"),
-            &mut tr,
-            &mut report,
-        )
-        .unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            run_into(html, Some("pt"), &mut Upper::default()).0,
             "<html lang=\"pt\" xml:lang=\"pt\"><body><p lang=\"en\">HELLO</p></body></html>",
             "the root's language follows the translation; inner marks are the author's"
         );
         let bare = "<html><body><p>Hello</p></body></html>";
-        let out = translate(
-            bare.as_bytes(),
-            &DocLimits::default(),
-            Some("pt"),
-            &mut tr,
-            &mut report,
-        )
-        .unwrap();
         assert_eq!(
-            String::from_utf8(out).unwrap(),
+            run_into(bare, Some("pt"), &mut Upper::default()).0,
             "<html><body><p>HELLO</p></body></html>"
         );
     }
