@@ -54,8 +54,12 @@ pub struct Limits {
     pub max_document: ByteSize,
     /// Characters of text per translation request.
     pub max_text_chars: usize,
-    /// Jobs waiting or running per user; more is refused with `too_many_jobs`.
+    /// Jobs waiting or running per user, uploads in flight included; more is refused with
+    /// `too_many_jobs`.
     pub max_jobs_per_user: u32,
+    /// Space one user's uploads may take on the box (kept inputs, counted when each job is
+    /// written); an upload that would pass it is refused with 413 `quota_exceeded`.
+    pub max_storage_per_user: ByteSize,
     /// Failed sign-ins per account (and per client address) before sign-in is throttled.
     pub login_failures_before_throttle: u32,
 }
@@ -111,6 +115,7 @@ impl Default for Limits {
             max_document: ByteSize::mib(50),
             max_text_chars: 100_000,
             max_jobs_per_user: 20,
+            max_storage_per_user: ByteSize::gib(10),
             login_failures_before_throttle: 5,
         }
     }
@@ -134,7 +139,10 @@ impl Config {
         if self.engines.transcribe_in_flight == 0 || self.engines.max_attempts == 0 {
             return Err("engines.transcribe_in_flight and max_attempts must be at least 1".into());
         }
-        if self.limits.max_upload.bytes() == 0 || self.limits.max_document.bytes() == 0 {
+        if self.limits.max_upload.bytes() == 0
+            || self.limits.max_document.bytes() == 0
+            || self.limits.max_storage_per_user.bytes() == 0
+        {
             return Err("upload limits must be above zero".into());
         }
         if self.sessions.idle_minutes == 0 || self.sessions.max_hours == 0 {
@@ -149,6 +157,11 @@ impl Config {
 
     pub fn jobs_dir(&self) -> PathBuf {
         self.data_dir.join("jobs")
+    }
+
+    /// Uploads and results while they are written (emptied at start-up).
+    pub fn incoming_dir(&self) -> PathBuf {
+        self.data_dir.join("incoming")
     }
 }
 

@@ -1,8 +1,16 @@
 //! The SQLite database: one file, versioned migrations, one connection behind a mutex used
 //! from blocking threads. SQLite serialises writers anyway; at one post's scale (tens of
 //! users) one connection in WAL mode keeps every query well under a millisecond.
+//!
+//! Deleted content must not stay readable in any file (a title, a corrected transcript's
+//! old text): `secure_delete` zeroes freed cells and pages, and an update hook marks every
+//! delete of a job or a user so that, before the connection is released, the WAL (which
+//! still holds the old page images) is checkpointed into the main file and truncated to
+//! nothing. A checkpoint another process keeps busy is retried at the next use (the
+//! dispatcher touches the database every tick).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -10,19 +18,25 @@ use rusqlite::Connection;
 use crate::error::{PortalError, Result};
 
 /// Migrations in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0003_jobs.sql"),
+];
 
 #[derive(Debug, Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// Content was deleted since the last complete checkpoint.
+    erased: Arc<AtomicBool>,
 }
 
 impl Db {
     /// Opens (creating if needed) and migrates the database.
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::storage::private_dir(dir)?;
         }
+        create_private(path)?;
         let mut conn = Connection::open(path)?;
         // The busy timeout comes first: every statement after it may meet another process
         // (the portal and `valisectl` open the same file).
@@ -33,19 +47,41 @@ impl Db {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "secure_delete", "ON")?;
         migrate(&mut conn)?;
-        restrict_permissions(path);
+        let erased = Arc::new(AtomicBool::new(false));
+        let mark = erased.clone();
+        conn.update_hook(Some(
+            move |action: rusqlite::hooks::Action, _db: &str, table: &str, _row: i64| {
+                if action == rusqlite::hooks::Action::SQLITE_DELETE
+                    && matches!(table, "jobs" | "users")
+                {
+                    mark.store(true, Ordering::SeqCst);
+                }
+            },
+        ));
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            erased,
         })
     }
 
     /// Runs `f` with the connection on the calling thread (CLI, start-up, blocking code).
+    /// When `f` deleted content, the WAL is checkpointed and truncated before returning.
     pub fn with<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let mut conn = self
             .conn
             .lock()
             .map_err(|_| PortalError::Internal("database lock poisoned".into()))?;
-        f(&mut conn)
+        let out = f(&mut conn);
+        if self.erased.swap(false, Ordering::SeqCst) && !checkpoint(&conn) {
+            self.erased.store(true, Ordering::SeqCst);
+        }
+        out
+    }
+
+    /// Content was overwritten in place (a corrected transcript's search text): have the
+    /// old page images leave the WAL at the end of the next use.
+    pub fn mark_erased(&self) {
+        self.erased.store(true, Ordering::SeqCst);
     }
 
     /// Runs `f` with the connection on a blocking thread (request handlers).
@@ -100,10 +136,37 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// The database holds password hashes and history: owner-only.
-fn restrict_permissions(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+/// `PRAGMA wal_checkpoint(TRUNCATE)`: every frame into the main file, the WAL cut to zero
+/// bytes. False when a reader of another connection kept it from completing (retried).
+fn checkpoint(conn: &Connection) -> bool {
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => true,
+        Ok(_) => {
+            tracing::debug!("checkpoint busy; retried later");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoint failed; retried later");
+            false
+        }
+    }
+}
+
+/// The database holds password hashes and history: the file is created owner-only before
+/// SQLite opens it (its -wal and -shm files take the same mode), and an existing one is
+/// made owner-only.
+fn create_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(())
 }
 
 pub fn now() -> i64 {

@@ -191,12 +191,35 @@ async fn submit(st: &AppState, job: &Job) -> Result<()> {
     };
     let input = st.files.input(&job.id)?;
     let id = job.id.clone();
-    match st.transcribe.submit_file(&input, &opts).await {
+    // A delete while the recording streams to the engine cuts the stream: the engine drops
+    // the partial copy.
+    let request = st.engine_request(&job.id);
+    let handed = tokio::select! {
+        r = st.transcribe.submit_file(&input, &opts) => r,
+        () = request.token.cancelled() => return Ok(()),
+    };
+    drop(request);
+    match handed {
         Ok(status) => {
             let engine_id = status.id.clone();
-            st.db
-                .run(move |c| jobs::set_running(c, &id, Some(&engine_id)))
-                .await
+            let gone = st
+                .db
+                .run(move |c| {
+                    if jobs::set_running(c, &id, Some(&engine_id))? {
+                        return Ok(false);
+                    }
+                    // Deleted while it was handed over: the engine forgets it too.
+                    c.execute(
+                        "INSERT INTO engine_forget (job_id, engine_job, created_at) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![id, engine_id, crate::db::now()],
+                    )?;
+                    Ok(true)
+                })
+                .await?;
+            if gone {
+                st.forget.notify_one();
+            }
+            Ok(())
         }
         Err(e) if e.refusal().is_some() => {
             // The engine refused the file itself (format, length, limits): final.
@@ -266,18 +289,32 @@ async fn poll(st: &AppState, job: &Job) -> Result<()> {
 
 async fn store_transcript(st: &AppState, id: &str, t: &Transcript) -> Result<()> {
     let bytes = serde_json::to_vec(t).map_err(|e| PortalError::Internal(e.to_string()))?;
-    let path = st.files.result(id)?;
-    tokio::task::spawn_blocking(move || transcripts::write_atomic(&path, &bytes))
-        .await
-        .map_err(|e| PortalError::Internal(e.to_string()))??;
     let outcome = Outcome {
         detected_language: Some(t.language.clone()),
         duration_secs: Some(t.duration),
         report: None,
         search_text: Some(t.text().to_lowercase()),
     };
+    commit_result(st, id, bytes, outcome).await
+}
+
+/// Writes a job's result to `incoming/`, then, in one step under the database lock, moves
+/// it into the job's directory and marks the job done, only if the job still runs: a job
+/// deleted meanwhile gets no directory back, and its result is removed.
+async fn commit_result(st: &AppState, id: &str, bytes: Vec<u8>, outcome: Outcome) -> Result<()> {
+    let files = st.files.clone();
     let id = id.to_owned();
-    st.db.run(move |c| jobs::set_done(c, &id, &outcome)).await
+    st.db
+        .run(move |c| {
+            files.write_incoming_result(&id, &bytes)?;
+            let running = jobs::get_any(c, &id)?.is_some_and(|j| j.state == State::Running);
+            files.place_result(&id, running)?;
+            if running {
+                jobs::set_done(c, &id, &outcome)?;
+            }
+            Ok(())
+        })
+        .await
 }
 
 async fn next_translation(st: &AppState) -> Result<Option<Job>> {
@@ -304,7 +341,9 @@ async fn next_translation(st: &AppState) -> Result<Option<Job>> {
         return Ok(None);
     }
     let id = job.id.clone();
-    st.db.run(move |c| jobs::set_running(c, &id, None)).await?;
+    if !st.db.run(move |c| jobs::set_running(c, &id, None)).await? {
+        return Ok(None);
+    }
     Ok(Some(Job {
         attempts: job.attempts + 1,
         ..job
@@ -312,81 +351,20 @@ async fn next_translation(st: &AppState) -> Result<Option<Job>> {
 }
 
 async fn run_translation(st: AppState, job: Job) {
-    let source = job.options.source.clone().unwrap_or_else(|| "auto".into());
-    let target = job.options.target.clone().unwrap_or_default();
-    let result: Result<Outcome, ClientError> = async {
-        match job.kind {
-            Kind::Document => {
-                let input = st
-                    .files
-                    .input(&job.id)
-                    .map_err(|e| ClientError::Http(e.to_string()))?;
-                let format = job.options.format.clone().unwrap_or_else(|| "txt".into());
-                let doc = st
-                    .translate
-                    .translate_document(&input, &format, &source, &target)
-                    .await?;
-                let path = st
-                    .files
-                    .result(&job.id)
-                    .map_err(|e| ClientError::Http(e.to_string()))?;
-                let bytes = doc.bytes.to_vec();
-                tokio::task::spawn_blocking(move || transcripts::write_atomic(&path, &bytes))
-                    .await
-                    .map_err(|e| ClientError::Http(e.to_string()))?
-                    .map_err(|e| ClientError::Http(e.to_string()))?;
-                let detected = doc.report.as_ref().map(|r| r.source.clone());
-                Ok(Outcome {
-                    detected_language: detected,
-                    report: doc.report.and_then(|r| serde_json::to_value(r).ok()),
-                    ..Outcome::default()
-                })
-            }
-            _ => {
-                let parent = job.parent.clone().unwrap_or_default();
-                let files = st.files.clone();
-                let (t, _) =
-                    tokio::task::spawn_blocking(move || transcripts::load(&files, &parent))
-                        .await
-                        .map_err(|e| ClientError::Http(e.to_string()))?
-                        .map_err(|e| {
-                            ClientError::Api(ApiError::new(
-                                "parent_gone",
-                                format!("the transcript to translate is gone: {e}"),
-                            ))
-                        })?;
-                let source = if source == "auto" {
-                    t.language.clone()
-                } else {
-                    source.clone()
-                };
-                let out = st
-                    .translate
-                    .translate_transcript(&t, &source, &target)
-                    .await?;
-                let bytes =
-                    serde_json::to_vec(&out).map_err(|e| ClientError::Http(e.to_string()))?;
-                let path = st
-                    .files
-                    .result(&job.id)
-                    .map_err(|e| ClientError::Http(e.to_string()))?;
-                tokio::task::spawn_blocking(move || transcripts::write_atomic(&path, &bytes))
-                    .await
-                    .map_err(|e| ClientError::Http(e.to_string()))?
-                    .map_err(|e| ClientError::Http(e.to_string()))?;
-                Ok(Outcome {
-                    detected_language: Some(source),
-                    duration_secs: Some(out.duration),
-                    search_text: Some(out.text().to_lowercase()),
-                    report: None,
-                })
-            }
+    let request = st.engine_request(&job.id);
+    let result = tokio::select! {
+        r = translate_job(&st, &job) => r,
+        // Deleted while the engine works on it: the request is dropped (its connection
+        // closed) and nothing is written.
+        () = request.token.cancelled() => {
+            st.wake.notify_one();
+            return;
         }
-    }
-    .await;
+    };
+    drop(request);
     let id = job.id.clone();
     let saved = match result {
-        Ok(outcome) => st.db.run(move |c| jobs::set_done(c, &id, &outcome)).await,
+        Ok((bytes, outcome)) => commit_result(&st, &id, bytes, outcome).await,
         Err(e) if e.refusal().is_some() => {
             let e = e
                 .refusal()
@@ -403,4 +381,131 @@ async fn run_translation(st: AppState, job: Job) {
         tracing::error!(error = %e, "recording a translation job's outcome");
     }
     st.wake.notify_one();
+}
+
+/// Runs a document or transcript translation; returns the result's bytes and outcome.
+async fn translate_job(st: &AppState, job: &Job) -> Result<(Vec<u8>, Outcome), ClientError> {
+    let source = job.options.source.clone().unwrap_or_else(|| "auto".into());
+    let target = job.options.target.clone().unwrap_or_default();
+    match job.kind {
+        Kind::Document => {
+            let input = st
+                .files
+                .input(&job.id)
+                .map_err(|e| ClientError::Http(e.to_string()))?;
+            let format = job.options.format.clone().unwrap_or_else(|| "txt".into());
+            let doc = st
+                .translate
+                .translate_document(&input, &format, &source, &target)
+                .await?;
+            let detected = doc.report.as_ref().map(|r| r.source.clone());
+            Ok((
+                doc.bytes.to_vec(),
+                Outcome {
+                    detected_language: detected,
+                    report: doc.report.and_then(|r| serde_json::to_value(r).ok()),
+                    ..Outcome::default()
+                },
+            ))
+        }
+        _ => {
+            let parent = job.parent.clone().unwrap_or_default();
+            let files = st.files.clone();
+            let (t, _) = tokio::task::spawn_blocking(move || transcripts::load(&files, &parent))
+                .await
+                .map_err(|e| ClientError::Http(e.to_string()))?
+                .map_err(|e| {
+                    ClientError::Api(ApiError::new(
+                        "parent_gone",
+                        format!("the transcript to translate is gone: {e}"),
+                    ))
+                })?;
+            let source = if source == "auto" {
+                t.language.clone()
+            } else {
+                source
+            };
+            let out = st
+                .translate
+                .translate_transcript(&t, &source, &target)
+                .await?;
+            let bytes = serde_json::to_vec(&out).map_err(|e| ClientError::Http(e.to_string()))?;
+            Ok((
+                bytes,
+                Outcome {
+                    detected_language: Some(source),
+                    duration_secs: Some(out.duration),
+                    search_text: Some(out.text().to_lowercase()),
+                    report: None,
+                },
+            ))
+        }
+    }
+}
+
+/// How often rows of `engine_forget` an engine could not take yet are tried again.
+const FORGET_RETRY: Duration = Duration::from_secs(2);
+
+/// Makes the engines forget deleted jobs (see `migrations/0003_jobs.sql`): woken by every
+/// delete, and every few seconds for what an unreachable engine could not take.
+pub async fn forget_loop(st: AppState) {
+    loop {
+        if let Err(e) = forget_deleted(&st).await {
+            tracing::warn!(error = %e, "making the engines forget deleted jobs");
+        }
+        tokio::select! {
+            _ = st.forget.notified() => {}
+            _ = tokio::time::sleep(FORGET_RETRY) => {}
+        }
+    }
+}
+
+/// One pass over `engine_forget`: a request in flight for the job is cut, the transcription
+/// engine's job (queued, running or finished) is deleted there with its copy of the upload
+/// and its result. A row stays until the engine has answered.
+pub async fn forget_deleted(st: &AppState) -> Result<usize> {
+    let rows: Vec<(i64, String, Option<String>)> = st
+        .db
+        .run(|c| {
+            let mut q =
+                c.prepare("SELECT id, job_id, engine_job FROM engine_forget ORDER BY id")?;
+            let rows = q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
+        .await?;
+    let mut done = Vec::new();
+    for (row, job_id, engine_job) in rows {
+        if let Ok(m) = st.in_engine.lock()
+            && let Some(t) = m.get(&job_id)
+        {
+            t.cancel();
+        }
+        let forgotten = match engine_job {
+            None => true,
+            Some(e) => match st.transcribe.cancel(&e).await {
+                Ok(_) => true,
+                // Gone already: collected, expired, or the engine restarted since.
+                Err(ClientError::Api(a)) if a.code == "not_found" => true,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the transcription engine could not forget a job yet");
+                    false
+                }
+            },
+        };
+        if forgotten {
+            done.push(row);
+        }
+    }
+    let n = done.len();
+    if n > 0 {
+        st.db
+            .run(move |c| {
+                for row in done {
+                    c.execute("DELETE FROM engine_forget WHERE id = ?1", [row])?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
+    Ok(n)
 }

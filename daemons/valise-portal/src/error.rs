@@ -32,6 +32,9 @@ pub enum PortalError {
     UnsupportedType(String),
     #[error("{0}")]
     TooManyJobs(String),
+    /// The user's uploads would pass `limits.max_storage_per_user`.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("the {0} engine is not available; try again in a moment")]
     EngineUnavailable(&'static str),
     /// An engine refused the request; its code and message pass through.
@@ -63,6 +66,7 @@ impl PortalError {
             Self::TooLarge(_) => "too_large",
             Self::UnsupportedType(_) => "unsupported_type",
             Self::TooManyJobs(_) => "too_many_jobs",
+            Self::QuotaExceeded(_) => "quota_exceeded",
             Self::EngineUnavailable(_) => "engine_unavailable",
             Self::Engine(e) => &e.code,
             Self::Db(_) | Self::Io(_) | Self::Internal(_) => "internal",
@@ -77,7 +81,7 @@ impl PortalError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadRequest(_) | Self::WeakPassword(_) => StatusCode::BAD_REQUEST,
             Self::Conflict(_) | Self::NotReady => StatusCode::CONFLICT,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooLarge(_) | Self::QuotaExceeded(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyJobs(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::EngineUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

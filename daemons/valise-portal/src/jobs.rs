@@ -162,7 +162,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         user_id: r.get(1)?,
         kind: Kind::parse(&r.get::<_, String>(2)?),
         state: State::parse(&r.get::<_, String>(3)?),
-        title: r.get(4)?,
+        title: display_title(&r.get::<_, String>(4)?),
         options: serde_json::from_str(&options).unwrap_or_default(),
         created_at: r.get(6)?,
         started_at: r.get(7)?,
@@ -187,11 +187,19 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
 #[derive(Debug, Clone)]
 pub struct Files {
     root: PathBuf,
+    incoming: PathBuf,
 }
 
 impl Files {
+    /// `root` is `<data>/jobs`; uploads and results in progress go to `<data>/incoming`.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        let root = root.into();
+        let incoming = root.parent().unwrap_or(Path::new(".")).join("incoming");
+        Self { root, incoming }
+    }
+
+    pub fn incoming(&self) -> &Path {
+        &self.incoming
     }
 
     pub fn dir(&self, id: &str) -> Result<PathBuf> {
@@ -226,6 +234,19 @@ impl Files {
     pub fn root(&self) -> &Path {
         &self.root
     }
+}
+
+/// A title as it may be shown: without Unicode format characters (category Cf: bidi
+/// overrides such as U+202E that make `exe.txt` read as `txt.exe`, invisible marks), but
+/// with the zero-width (non-)joiners U+200C/U+200D that Persian and Indic scripts need.
+/// Applied when a title is made and again when one is read, for titles stored before.
+pub fn display_title(s: &str) -> String {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+    s.chars()
+        .filter(|&c| {
+            c == '\u{200C}' || c == '\u{200D}' || c.general_category() != GeneralCategory::Format
+        })
+        .collect()
 }
 
 pub fn new_id() -> String {
@@ -354,13 +375,15 @@ pub fn fair_order(queued: &[Job], running: &[Job]) -> Vec<String> {
         .collect()
 }
 
-pub fn set_running(c: &Connection, id: &str, engine_job: Option<&str>) -> Result<()> {
-    c.execute(
+/// Marks a queued job as handed to its engine; false when the job is no longer there to
+/// mark (deleted meanwhile: the caller makes the engine forget it).
+pub fn set_running(c: &Connection, id: &str, engine_job: Option<&str>) -> Result<bool> {
+    let n = c.execute(
         "UPDATE jobs SET state = 'running', started_at = ?2, engine_job = ?3, attempts = attempts + 1,
-            progress = 0, error_code = NULL, error_message = NULL WHERE id = ?1",
+            progress = 0, error_code = NULL, error_message = NULL WHERE id = ?1 AND state = 'queued'",
         params![id, now(), engine_job],
     )?;
-    Ok(())
+    Ok(n == 1)
 }
 
 pub fn set_progress(c: &Connection, id: &str, progress: f64, duration: Option<f64>) -> Result<()> {

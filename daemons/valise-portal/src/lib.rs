@@ -8,7 +8,7 @@
 //!
 //! ```text
 //!  browser ──HTTPS──> server ─> http (routes, auth, CSRF, limits) ─> db (SQLite)
-//!                                   │ uploads streamed to jobs/<id>/input
+//!                                   │ uploads streamed to incoming/, moved to jobs/<id>/
 //!                                   v
 //!                              dispatch ──unix──> valise-transcribe / valise-translate
 //! ```
@@ -28,6 +28,7 @@ mod range;
 pub mod retention;
 pub mod server;
 pub mod state;
+pub mod storage;
 mod throttle;
 pub mod transcripts;
 mod view;
@@ -48,11 +49,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let tls = server::load_tls(&config.tls.cert, &config.tls.key)?;
+    let files = jobs::Files::new(config.jobs_dir());
+    storage::prepare(&config.data_dir, &files)?;
     let db = Db::open(&config.db_path())?;
-    std::fs::create_dir_all(config.jobs_dir())?;
+    db.with(|c| storage::remove_orphans(c, &files))?;
     let state = AppState::new(config, db);
     let app = http::router(state.clone());
     let dispatcher = tokio::spawn(dispatch::run(state.clone()));
+    let forgetter = tokio::spawn(dispatch::forget_loop(state.clone()));
     let https_port = listener.local_addr()?.port();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let redirect_task = redirect.map(|l| {
@@ -69,6 +73,7 @@ pub async fn run(
     .await;
     valise_daemon::notify("STOPPING=1");
     dispatcher.abort();
+    forgetter.abort();
     if let Some(t) = redirect_task {
         t.abort();
     }

@@ -65,9 +65,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     // A job without an upload (a transcript's translation) has no directory yet.
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+        crate::storage::private_dir(dir)?;
     }
-    let mut f = std::fs::File::create(&tmp)?;
+    let mut f = crate::storage::private_file(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     std::fs::rename(&tmp, path)?;

@@ -171,6 +171,8 @@ pub async fn delete_user(
             )
         })
         .await?;
+    // Their jobs' rows went by cascade; the trigger recorded what the engines hold.
+    st.forget_deleted();
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -22,6 +22,7 @@ use crate::auth::{Auth, TokenAuth, Via, client_ip};
 use crate::error::{PortalError, Result};
 use crate::jobs::{Job, Kind, Options, State as JobState};
 use crate::state::AppState;
+use crate::storage::Incoming;
 use crate::transcripts;
 
 /// Longest a synchronous API call waits for its job.
@@ -55,8 +56,8 @@ async fn read_form(
     auth: &Auth,
     kind: Kind,
     mut form: Multipart,
-) -> Result<(String, u64, Vec<u8>, String, Vec<(String, String)>)> {
-    let mut saved: Option<(String, u64, Vec<u8>, String)> = None;
+) -> Result<(Incoming, String, Vec<(String, String)>)> {
+    let mut saved: Option<(Incoming, String)> = None;
     let mut fields = Vec::new();
     let result: Result<()> = async {
         while let Some(field) = form
@@ -70,8 +71,8 @@ async fn read_form(
                     return Err(PortalError::BadRequest("only one file per request".into()));
                 }
                 let filename = field.file_name().unwrap_or("upload").to_owned();
-                let (id, bytes, head) = save_upload(st, auth, kind, field, None).await?;
-                saved = Some((id, bytes, head, filename));
+                let upload = save_upload(st, auth, kind, field, None).await?;
+                saved = Some((upload, filename));
             } else {
                 let mut field = field;
                 let mut value = Vec::new();
@@ -93,15 +94,11 @@ async fn read_form(
         Ok(())
     }
     .await;
-    if let Err(e) = result {
-        if let Some((id, ..)) = &saved {
-            st.files.remove(id)?;
-        }
-        return Err(e);
-    }
-    let (id, bytes, head, filename) =
+    // On error, a saved upload is removed when dropped.
+    result?;
+    let (upload, filename) =
         saved.ok_or_else(|| PortalError::BadRequest("the form has no `file` field".into()))?;
-    Ok((id, bytes, head, filename, fields))
+    Ok((upload, filename, fields))
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -118,14 +115,12 @@ pub async fn transcriptions(
     TokenAuth(auth): TokenAuth,
     form: Multipart,
 ) -> Result<Response> {
-    let (id, bytes, head, filename, fields) =
-        read_form(&st, &auth, Kind::Transcription, form).await?;
+    let (upload, filename, fields) = read_form(&st, &auth, Kind::Transcription, form).await?;
     let language = field(&fields, "language").unwrap_or("auto").to_owned();
     let format = field(&fields, "response_format")
         .unwrap_or("json")
         .to_owned();
     if !["json", "text", "srt", "vtt", "verbose_json"].contains(&format.as_str()) {
-        st.files.remove(&id)?;
         return Err(PortalError::BadRequest(
             "response_format is json, text, srt, vtt or verbose_json".into(),
         ));
@@ -135,17 +130,7 @@ pub async fn transcriptions(
         ..Options::default()
     };
     let title = super::upload::clean_title(&filename);
-    let job = register_upload(
-        &st,
-        &auth,
-        id,
-        Kind::Transcription,
-        title,
-        options,
-        bytes,
-        &head,
-    )
-    .await?;
+    let job = register_upload(&st, &auth, upload, Kind::Transcription, title, options).await?;
     let job = wait_done(&st, auth.user.id, &job.id).await?;
     let files = st.files.clone();
     let (t, _) = tokio::task::spawn_blocking(move || transcripts::load(&files, &job.id))
@@ -335,21 +320,17 @@ pub async fn translate_file(
     let form = Multipart::from_request(req, &st)
         .await
         .map_err(|e| PortalError::BadRequest(e.body_text()))?;
-    let (id, bytes, head, filename, fields) = read_form(&st, &auth, Kind::Document, form).await?;
-    let target = match field(&fields, "target") {
-        Some(t) => t.to_owned(),
-        None => {
-            st.files.remove(&id)?;
-            return Err(PortalError::BadRequest("target is required".into()));
-        }
-    };
+    let (upload, filename, fields) = read_form(&st, &auth, Kind::Document, form).await?;
+    let target = field(&fields, "target")
+        .ok_or_else(|| PortalError::BadRequest("target is required".into()))?
+        .to_owned();
     let options = Options {
         source: Some(field(&fields, "source").unwrap_or("auto").to_owned()),
         target: Some(target),
         ..Options::default()
     };
     let title = super::upload::clean_title(&filename);
-    let job = register_upload(&st, &auth, id, Kind::Document, title, options, bytes, &head).await?;
+    let job = register_upload(&st, &auth, upload, Kind::Document, title, options).await?;
     let job = wait_done(&st, auth.user.id, &job.id).await?;
     Ok(Json(
         json!({ "translatedFileUrl": format!("https://{host}/api/jobs/{}/result", job.id) }),

@@ -15,6 +15,7 @@ use crate::auth::Auth;
 use crate::error::{PortalError, Result};
 use crate::jobs::{self, Job, Kind, NewJob, Options, State as JobState};
 use crate::state::AppState;
+use crate::storage::{self, Incoming};
 use crate::transcripts;
 use crate::view;
 
@@ -56,76 +57,85 @@ fn check_language(l: &str) -> Result<()> {
     }
 }
 
-/// Streams an upload into a new job directory under the limit for `kind`. Returns the new
-/// job id, the bytes written and the first bytes. Nothing is left behind on error.
+/// Reserves a place for an upload of `auth`'s (job limit and quota, uploads in flight
+/// counted), then streams it into `incoming/` under the limit for `kind`. Dropped before it
+/// is registered, the saved upload is removed and its place released.
 pub async fn save_upload<E: std::fmt::Display>(
     st: &AppState,
     auth: &Auth,
     kind: Kind,
     chunks: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
     declared: Option<u64>,
-) -> Result<(String, u64, Vec<u8>)> {
+) -> Result<Incoming> {
     let uid = auth.user.id;
-    let max_jobs = st.config.limits.max_jobs_per_user;
-    let active = st.db.run(move |c| jobs::active_count(c, uid)).await?;
-    if active >= max_jobs {
-        return Err(PortalError::TooManyJobs(format!(
-            "you already have {active} jobs waiting or running; wait for some to finish"
-        )));
-    }
-    let id = jobs::new_id();
+    let limits = &st.config.limits;
+    let (max_jobs, quota) = (
+        limits.max_jobs_per_user,
+        limits.max_storage_per_user.bytes(),
+    );
     let limit = match kind {
-        Kind::Transcription => st.config.limits.max_upload.bytes(),
-        _ => st.config.limits.max_document.bytes(),
+        Kind::Transcription => limits.max_upload.bytes(),
+        _ => limits.max_document.bytes(),
     };
-    let dest = st.files.input(&id)?;
-    match upload::save(chunks, &dest, limit, declared).await {
-        Ok((bytes, head)) => Ok((id, bytes, head)),
-        Err(e) => {
-            st.files.remove(&id)?;
-            Err(e)
-        }
+    let uploads = st.uploads.clone();
+    let reservation = st
+        .db
+        .run(move |c| {
+            // Too large for any quota: say so rather than "quota".
+            let declared = declared.filter(|d| *d <= limit);
+            uploads.reserve(c, uid, max_jobs, quota, declared)
+        })
+        .await?;
+    let id = jobs::new_id();
+    let dest = st.files.incoming_upload(&id)?;
+    let bound = limit.min(reservation.room);
+    match upload::save(chunks, &dest, bound, declared).await {
+        Ok((bytes, head)) => Ok(Incoming::new(id, bytes, head, dest, reservation)),
+        Err(PortalError::TooLarge(_)) if bound < limit => Err(storage::quota_exceeded(quota)),
+        Err(e) => Err(e),
     }
 }
 
-/// Checks a saved upload's type, then records the job (row, audit) and wakes the
-/// dispatcher. A refused upload's files are removed.
-#[allow(clippy::too_many_arguments)]
+/// Checks a saved upload's type, then records the job (row, audit, the file moved into
+/// its directory, the quota checked exactly) and wakes the dispatcher. A refused upload's
+/// file is removed.
 pub async fn register_upload(
     st: &AppState,
     auth: &Auth,
-    id: String,
+    upload: Incoming,
     kind: Kind,
     title: String,
     options: Options,
-    bytes: u64,
-    head: &[u8],
 ) -> Result<Job> {
     let mut options = options;
     let checked = match kind {
-        Kind::Transcription => upload::sniff_media(head).map(|_| ()).ok_or_else(|| {
+        Kind::Transcription => upload::sniff_media(&upload.head).map(|_| ()).ok_or_else(|| {
             PortalError::UnsupportedType(
                 "this is not a recording the box can read (WAV, FLAC, MP3, OGG, Opus, M4A/AAC, MP4, WebM)".into(),
             )
         }),
-        _ => upload::sniff_document(&title, head).map(|f| {
+        _ => upload::sniff_document(&title, &upload.head).map(|f| {
             options.format = Some(f.to_owned());
         }),
     };
-    if let Err(e) = checked {
-        st.files.remove(&id)?;
-        return Err(e);
-    }
+    checked?;
     let uid = auth.user.id;
     let actor = auth.user.username.clone();
     let ip = auth.ip.clone();
-    let id2 = id.clone();
+    let id = upload.id.clone();
+    let files = st.files.clone();
+    let quota = st.config.limits.max_storage_per_user.bytes();
     st.db
         .run(move |c| {
+            let bytes = upload.bytes;
+            if storage::stored_bytes(c, uid)? + bytes > quota {
+                return Err(storage::quota_exceeded(quota));
+            }
+            let tx = c.transaction()?;
             jobs::insert(
-                c,
+                &tx,
                 &NewJob {
-                    id: &id2,
+                    id: &upload.id,
                     user_id: uid,
                     kind,
                     title: &title,
@@ -135,12 +145,19 @@ pub async fn register_upload(
                 },
             )?;
             audit::record(
-                c,
+                &tx,
                 &actor,
                 "job_created",
-                &format!("job={id2} kind={} bytes={bytes}", kind.as_str()),
+                &format!("job={} kind={} bytes={bytes}", upload.id, kind.as_str()),
                 ip.as_deref(),
-            )
+            )?;
+            if let Err(e) = files.adopt_input(&upload.id) {
+                let _ = files.remove(&upload.id);
+                return Err(e);
+            }
+            tx.commit()?;
+            upload.adopted();
+            Ok(())
         })
         .await?;
     st.wake.notify_one();
@@ -157,7 +174,7 @@ pub async fn accept_upload(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Job> {
-    let (id, bytes, head) = save_upload(
+    let upload = save_upload(
         st,
         auth,
         kind,
@@ -165,7 +182,7 @@ pub async fn accept_upload(
         content_length(headers),
     )
     .await?;
-    register_upload(st, auth, id, kind, title, options, bytes, &head).await
+    register_upload(st, auth, upload, kind, title, options).await
 }
 
 pub async fn create_transcription(
@@ -330,24 +347,13 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<StatusCode> {
     let uid = auth.user.id;
-    let job = st
-        .db
-        .run({
-            let id = id.clone();
-            move |c| jobs::get(c, uid, &id)
-        })
-        .await?;
-    if job.state == JobState::Running
-        && let Some(engine_job) = &job.engine_job
-    {
-        // Best effort: the engine forgets the job and its copy of the upload.
-        let _ = st.transcribe.cancel(engine_job).await;
-    }
     let files = st.files.clone();
     let actor = auth.user.username.clone();
     let ip = auth.ip.clone();
     st.db
         .run(move |c| {
+            jobs::get(c, uid, &id)?;
+            // The row's trigger records what the engine must forget (0003_jobs.sql).
             crate::retention::delete_job(c, &files, &id)?;
             audit::record(
                 c,
@@ -358,7 +364,7 @@ pub async fn delete(
             )
         })
         .await?;
-    st.wake.notify_one();
+    st.forget_deleted();
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -439,6 +445,8 @@ pub async fn correct(
     .map_err(|e| PortalError::Internal(e.to_string()))??;
     let actor = auth.user.username.clone();
     let ip = auth.ip.clone();
+    // The old text leaves the WAL's page images too.
+    st.db.mark_erased();
     st.db
         .run(move |c| {
             c.execute(

@@ -75,7 +75,11 @@ pub fn sniff_document(filename: &str, head: &[u8]) -> Result<&'static str, Porta
 /// characters, bounded.
 pub fn clean_title(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let t: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let t: String = crate::jobs::display_title(base)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
     let t = t.trim();
     if t.is_empty() {
         "upload".into()
@@ -103,9 +107,9 @@ pub async fn save<E: std::fmt::Display>(
         return Err(too_large());
     }
     if let Some(dir) = dest.parent() {
-        tokio::fs::create_dir_all(dir).await?;
+        crate::storage::private_dir(dir)?;
     }
-    let mut file = tokio::fs::File::create(dest).await?;
+    let mut file = tokio::fs::File::from_std(crate::storage::private_file(dest)?);
     let mut head = Vec::with_capacity(SNIFF);
     let mut total = 0u64;
     let mut chunks = std::pin::pin!(chunks);
@@ -181,5 +185,10 @@ mod tests {
         assert_eq!(clean_title("../../etc/passwd"), "passwd");
         assert_eq!(clean_title("a\u{7}b\n.txt"), "ab.txt");
         assert_eq!(clean_title(""), "upload");
+        // A right-to-left override would show "report\u{202E}fdp.exe" as "reportexe.pdf".
+        assert_eq!(clean_title("report\u{202E}fdp.exe"), "reportfdp.exe");
+        assert_eq!(clean_title("a\u{2066}b\u{200B}c\u{FEFF}.txt"), "abc.txt");
+        // Joiners are kept: Persian and Indic text needs them.
+        assert_eq!(clean_title("می\u{200C}خواهم.txt"), "می\u{200C}خواهم.txt");
     }
 }
