@@ -33,6 +33,9 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
+    // Everything the portal creates is owner-only, whoever started it (a root shell's 022
+    // made first-run files world-readable); the storage code sets modes explicitly too.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     valise_log::init("valise-portal");
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,

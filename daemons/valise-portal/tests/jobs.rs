@@ -1,6 +1,8 @@
 //! Uploads and the job queue against the real portal: limits and type checks before any
 //! decoding, persistence across restarts, deletion and retention that remove files.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use common::{Portal, config_in, wav};
@@ -183,4 +185,179 @@ async fn each_user_has_a_job_limit() {
         (s, e["code"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("too_many_jobs"))
     );
+}
+
+/// Waits until the transcription engine holds no job and its spool no recording.
+async fn wait_engine_forgot(
+    engine: &valise_engine_client::TranscribeClient,
+    spool: &std::path::Path,
+    what: &str,
+) {
+    let start = std::time::Instant::now();
+    loop {
+        let jobs = engine.jobs().await.unwrap();
+        let spooled: Vec<_> = std::fs::read_dir(spool).unwrap().flatten().collect();
+        if jobs.is_empty() && spooled.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "{what}: the engine still holds {jobs:?}, its spool {spooled:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_state(c: &common::Client, id: &str, state: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, j) = c.get_json(&format!("/api/jobs/{id}")).await;
+        if j["state"] == state {
+            return;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "waiting for {state}: {j}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn delete_job(c: &common::Client, id: &str) {
+    let r = c
+        .req(Method::DELETE, &format!("/api/jobs/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_reaches_the_engines_in_every_state() {
+    const FRENCH_LONG: &str = "/usr/share/asterisk/sounds/fr/demo-congrats.wav";
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, _l) = valise_e2e::engines::start_engines(dir.path(), 2);
+    let engine = valise_engine_client::TranscribeClient::new(dir.path().join("transcribe.sock"));
+    let spool = dir.path().join("spool");
+    let config = config_in(dir.path());
+    let p = Portal::start_with(dir, config).await;
+    p.add_user("ida", false);
+    p.add_user("ivo", false);
+    p.add_user("boss", true);
+    let c = p.login("ida").await;
+    let long = std::fs::read(FRENCH_LONG)
+        .unwrap_or_else(|e| panic!("{FRENCH_LONG}: {e}: {}", valise_e2e::HINT));
+
+    // Being handed over: an hour-long recording, deleted as soon as the engine's copy
+    // appears in its spool (while the portal still streams it, or just after).
+    let (s, job) = c
+        .upload("/api/jobs/transcribe?filename=hour.wav", wav(3600.0))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let start = std::time::Instant::now();
+    while std::fs::read_dir(&spool).unwrap().next().is_none() {
+        assert!(start.elapsed() < std::time::Duration::from_secs(60));
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    delete_job(&c, &id).await;
+    wait_engine_forgot(&engine, &spool, "deleted while handed over").await;
+
+    // Running at the engine.
+    let (_, job) = c
+        .upload(
+            "/api/jobs/transcribe?filename=long.wav&language=fr",
+            long.clone(),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    wait_state(&c, &id, "running").await;
+    delete_job(&c, &id).await;
+    wait_engine_forgot(&engine, &spool, "deleted while running").await;
+
+    // Done at the engine, not collected yet: deleted the moment the engine says done.
+    let (_, job) = c
+        .upload(
+            "/api/jobs/transcribe?filename=jfk.wav&language=en",
+            std::fs::read(valise_e2e::testdata("jfk.wav")).unwrap(),
+        )
+        .await;
+    let id = job["id"].as_str().unwrap().to_owned();
+    let start = std::time::Instant::now();
+    loop {
+        let jobs = engine.jobs().await.unwrap();
+        if jobs
+            .iter()
+            .any(|j| j.state == valise_protocol::JobState::Done)
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(120),
+            "{jobs:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    delete_job(&c, &id).await;
+    wait_engine_forgot(&engine, &spool, "deleted when done").await;
+    assert!(!p.jobs_dir().join(&id).exists(), "no result placed for it");
+
+    // The user deleted by an admin while their job runs.
+    let v = p.login("ivo").await;
+    let (_, job) = v
+        .upload("/api/jobs/transcribe?filename=long.wav&language=fr", long)
+        .await;
+    let vid = job["id"].as_str().unwrap().to_owned();
+    wait_state(&v, &vid, "running").await;
+    let admin = p.login("boss").await;
+    let (_, users) = admin.get_json("/api/admin/users").await;
+    let ivo = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == "ivo")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let r = admin
+        .req(Method::DELETE, &format!("/api/admin/users/{ivo}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    wait_engine_forgot(&engine, &spool, "user deleted while their job ran").await;
+
+    // Translating: a long document deleted while the engine works on it leaves no result,
+    // and the next document does not wait for it.
+    let text: String = (0..400)
+        .map(|i| format!("The consulate will review application number {i} next week.\n"))
+        .collect();
+    let (s, a) = c
+        .upload(
+            "/api/jobs/document?filename=long.txt&source=en&target=pt",
+            text.into_bytes(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let (_, b) = c
+        .upload(
+            "/api/jobs/document?filename=short.txt&source=en&target=pt",
+            b"Thank you.\n".to_vec(),
+        )
+        .await;
+    let (a, b) = (
+        a["id"].as_str().unwrap().to_owned(),
+        b["id"].as_str().unwrap().to_owned(),
+    );
+    wait_state(&c, &a, "running").await;
+    delete_job(&c, &a).await;
+    wait_state(&c, &b, "done").await;
+    assert!(
+        !p.jobs_dir().join(&a).exists(),
+        "the deleted translation's result was written"
+    );
+    let incoming: Vec<_> = std::fs::read_dir(p.config.incoming_dir())
+        .unwrap()
+        .collect();
+    assert!(incoming.is_empty(), "{incoming:?}");
 }

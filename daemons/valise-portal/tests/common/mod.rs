@@ -251,3 +251,52 @@ pub fn wav(seconds: f32) -> Vec<u8> {
     v.resize(v.len() + (n * 2) as usize, 0);
     v
 }
+
+/// An HTTPS client that trusts `cert_pem` and sends `localhost` to `addr` (for portals
+/// started as processes).
+pub fn https_client(cert_pem: &[u8], addr: SocketAddr) -> reqwest::Client {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .use_preconfigured_tls(tls)
+        .resolve("localhost", addr)
+        .build()
+        .unwrap()
+}
+
+/// Every regular file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let t = e.file_type().unwrap();
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// The files under `dir` whose bytes contain `marker` (case-insensitive), like `grep -ril`.
+pub fn grep_dir(dir: &Path, marker: &str) -> Vec<PathBuf> {
+    let needle = marker.to_lowercase().into_bytes();
+    files_under(dir)
+        .into_iter()
+        .filter(|p| {
+            let bytes = std::fs::read(p).unwrap_or_default().to_ascii_lowercase();
+            bytes.windows(needle.len()).any(|w| w == needle.as_slice())
+        })
+        .collect()
+}
