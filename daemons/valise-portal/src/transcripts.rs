@@ -63,10 +63,7 @@ pub fn clean_text(s: &str) -> Result<String> {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let tmp = path.with_extension("tmp");
-    // A job without an upload (a transcript's translation) has no directory yet.
-    if let Some(dir) = path.parent() {
-        crate::storage::private_dir(dir)?;
-    }
+    // The directory is not created here: a job deleted meanwhile must not get one back.
     let mut f = crate::storage::private_file(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
@@ -79,5 +76,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 pub fn save_edits(files: &Files, id: &str, edits: &Edits) -> Result<()> {
     let bytes = serde_json::to_vec(edits).map_err(|e| PortalError::Internal(e.to_string()))?;
-    write_atomic(&files.edits(id)?, &bytes)
+    write_atomic(&files.edits(id)?, &bytes).map_err(|e| match e {
+        // Deleted while the correction was being made.
+        PortalError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => PortalError::NotFound,
+        e => e,
+    })
 }
