@@ -97,6 +97,7 @@ impl Db {
 }
 
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+const CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Switches a new database to WAL. The switch needs the file to itself, and SQLite answers
 /// SQLITE_BUSY at once, without its busy handler, when another connection is opening the
@@ -139,9 +140,14 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
 /// `PRAGMA wal_checkpoint(TRUNCATE)`: every frame into the main file, the WAL cut to zero
 /// bytes. False when a reader of another connection kept it from completing (retried).
 fn checkpoint(conn: &Connection) -> bool {
-    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+    // TRUNCATE waits for readers of older snapshots through the busy handler: wait briefly
+    // rather than hold every request for the whole busy timeout; the next use retries.
+    let _ = conn.busy_timeout(CHECKPOINT_WAIT);
+    let done = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
         r.get::<_, i64>(0)
-    }) {
+    });
+    let _ = conn.busy_timeout(BUSY_TIMEOUT);
+    match done {
         Ok(0) => true,
         Ok(_) => {
             tracing::debug!("checkpoint busy; retried later");
@@ -199,5 +205,43 @@ mod tests {
             .with(|c| Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?))
             .unwrap();
         assert_eq!(v, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn a_checkpoint_kept_busy_by_a_reader_is_retried_until_the_wal_is_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("portal.db");
+        let db = Db::open(&path).unwrap();
+        let wal = dir.path().join("portal.db-wal");
+        let marker = "zqxsecretqx";
+        db.with(|c| {
+            crate::accounts::add_user(c, marker, "correct horse battery", false)?;
+            Ok(())
+        })
+        .unwrap();
+        // Another process reads: its snapshot keeps the WAL's frames.
+        let reader = Connection::open(&path).unwrap();
+        reader
+            .execute_batch("BEGIN; SELECT count(*) FROM users;")
+            .unwrap();
+        db.with(|c| {
+            c.execute("DELETE FROM users WHERE username = ?1", [marker])?;
+            Ok(())
+        })
+        .unwrap();
+        let wal_bytes = std::fs::read(&wal).unwrap();
+        assert!(
+            wal_bytes
+                .windows(marker.len())
+                .any(|w| w == marker.as_bytes()),
+            "the reader should have kept the checkpoint from completing"
+        );
+        reader.execute_batch("COMMIT").unwrap();
+        drop(reader);
+        // Any later use (the dispatcher's next tick) completes it.
+        db.with(|_| Ok(())).unwrap();
+        assert_eq!(std::fs::metadata(&wal).unwrap().len(), 0);
+        let main = std::fs::read(&path).unwrap();
+        assert!(!main.windows(marker.len()).any(|w| w == marker.as_bytes()));
     }
 }

@@ -64,7 +64,10 @@ pub async fn run(st: AppState) {
                 })
                 .await
             {
-                Ok(n) if n > 0 => tracing::info!(jobs = n, "retention: deleted expired jobs"),
+                Ok(n) if n > 0 => {
+                    tracing::info!(jobs = n, "retention: deleted expired jobs");
+                    st.forget.notify_one();
+                }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "retention purge failed"),
             }

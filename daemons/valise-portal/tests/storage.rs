@@ -388,6 +388,12 @@ async fn a_portal_killed_mid_upload_leaves_no_orphan_and_keeps_files_owner_only(
     let data = dir.path().join("data");
     let mut child = start_binary(dir.path(), port);
     let http = wait_ready(dir.path(), port, &mut child).await;
+    // The target directory may be shared with other checkouts: be sure this is our build.
+    assert!(
+        data.join("incoming").is_dir(),
+        "{} is not this checkout's build",
+        env!("CARGO_BIN_EXE_valise-portal")
+    );
     valise_portal::Db::open(&data.join("portal.db"))
         .unwrap()
         .with(|c| valise_portal::accounts::add_user(c, "ana", common::PASSWORD, false).map(|_| ()))
