@@ -307,9 +307,15 @@ async fn store_transcript(st: &AppState, id: &str, t: &Transcript) -> Result<()>
 async fn commit_result(st: &AppState, id: &str, bytes: Vec<u8>, outcome: Outcome) -> Result<()> {
     let files = st.files.clone();
     let id = id.to_owned();
+    // Written (and fsynced) outside the database lock; only the move happens under it.
+    tokio::task::spawn_blocking({
+        let (files, id) = (files.clone(), id.clone());
+        move || files.write_incoming_result(&id, &bytes)
+    })
+    .await
+    .map_err(|e| PortalError::Internal(e.to_string()))??;
     st.db
         .run(move |c| {
-            files.write_incoming_result(&id, &bytes)?;
             let running = jobs::get_any(c, &id)?.is_some_and(|j| j.state == State::Running);
             files.place_result(&id, running)?;
             if running {

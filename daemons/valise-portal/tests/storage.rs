@@ -225,6 +225,7 @@ async fn the_disk_quota_refuses_uploads_that_would_pass_it() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_in(dir.path());
     config.limits.max_storage_per_user = valise_config::ByteSize::new(100 * 1024);
+    config.limits.max_upload = valise_config::ByteSize::new(80 * 1024);
     let p = Portal::start_with(dir, config).await;
     p.add_user("xia", false);
     p.add_user("yan", false);
@@ -234,6 +235,11 @@ async fn the_disk_quota_refuses_uploads_that_would_pass_it() {
         .upload("/api/jobs/transcribe?filename=a.wav", body.clone())
         .await;
     assert_eq!(s, StatusCode::CREATED, "{first}");
+    // Larger than the upload limit: that is what the answer says, quota or not.
+    let (s, e) = c
+        .upload("/api/jobs/transcribe?filename=big.wav", wav(3.0))
+        .await;
+    assert_eq!(e["code"], "too_large", "{s} {e}");
     // Declared length: refused before the body is read.
     let (s, e) = c
         .upload("/api/jobs/transcribe?filename=b.wav", body.clone())

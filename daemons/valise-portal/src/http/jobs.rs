@@ -91,7 +91,10 @@ pub async fn save_upload<E: std::fmt::Display>(
     let bound = limit.min(reservation.room);
     match upload::save(chunks, &dest, bound, declared).await {
         Ok((bytes, head)) => Ok(Incoming::new(id, bytes, head, dest, reservation)),
-        Err(PortalError::TooLarge(_)) if bound < limit => Err(storage::quota_exceeded(quota)),
+        // Stopped by the quota, not by the size limit.
+        Err(PortalError::TooLarge(_)) if bound < limit && declared.is_none_or(|d| d <= limit) => {
+            Err(storage::quota_exceeded(quota))
+        }
         Err(e) => Err(e),
     }
 }
