@@ -363,7 +363,7 @@ async function route() {
       break;
     case 'account':
       showView('account');
-      viewAccount();
+      viewAccount(current);
       break;
     case 'admin':
       if (!me.admin) {
@@ -1123,12 +1123,81 @@ function historyRow(job) {
 // ---------------------------------------------------------------------------------------
 // Account
 
-function viewAccount() {
+function viewAccount(current) {
   $('pw-current').value = '';
   $('pw-new').value = '';
   setFormError('pw-error', null);
   $('pw-ok').textContent = '';
+  setFormError('tk-error', null);
+  $('tk-new').hidden = true;
+  $('tk-value').value = '';
+  $('tk-admin-field').hidden = !(me && me.admin);
+  $('tk-admin').checked = false;
   focusMain();
+  loadTokens(current);
+}
+
+// API tokens: listed without their value (only its hash is stored); a new one is shown once.
+async function loadTokens(current) {
+  let tokens;
+  try {
+    tokens = await api('GET', '/api/me/tokens');
+  } catch (e) {
+    if (current()) showAlert(errorText(e));
+    return;
+  }
+  if (!current()) return;
+  const body = $('tokens-body');
+  body.replaceChildren();
+  $('tokens-empty').hidden = tokens.length > 0;
+  for (const tk of tokens) {
+    const label = tk.label || t('tokens.no_label');
+    const expired = tk.expires_at && tk.expires_at * 1000 < Date.now();
+    const tr = el('tr', { attrs: { 'data-token': tk.id } });
+    tr.append(
+      el('th', { attrs: { scope: 'row' } }, el('span', { text: label }), tk.admin ? el('span', { class: 'muted', text: ' (' + t('tokens.admin_short') + ')' }) : null),
+      el('td', { class: 'cell-date', text: fmtDate(tk.created_at) }),
+      el('td', { class: 'cell-date', text: tk.expires_at ? fmtDate(tk.expires_at) + (expired ? ' (' + t('tokens.expired') + ')' : '') : t('tokens.never_expires') }),
+      el('td', { class: 'cell-date', text: tk.last_used ? fmtDate(tk.last_used) : t('admin.never') }),
+      el('td', { class: 'cell-actions' }, el('button', {
+        class: 'btn btn-small',
+        text: t('tokens.revoke'),
+        attrs: { type: 'button', 'aria-label': t('tokens.revoke_named', { name: label }) },
+        on: {
+          click: async () => {
+            try {
+              await api('DELETE', '/api/me/tokens/' + encodeURIComponent(tk.id));
+              showAlert(t('tokens.revoked', { name: label }), 'ok');
+              await loadTokens(current);
+            } catch (e) {
+              showAlert(errorText(e));
+            }
+          },
+        },
+      })),
+    );
+    body.append(tr);
+  }
+}
+
+async function submitToken(ev) {
+  ev.preventDefault();
+  setFormError('tk-error', null);
+  const days = $('tk-days').value.trim();
+  const req = { label: $('tk-label').value.trim() };
+  if (days) req.expires_days = Number(days);
+  if (me && me.admin && $('tk-admin').checked) req.admin = true;
+  try {
+    const created = await api('POST', '/api/me/tokens', req);
+    $('tk-label').value = '';
+    $('tk-admin').checked = false;
+    $('tk-new').hidden = false;
+    $('tk-value').value = created.token;
+    $('tk-value').select();
+    await loadTokens(() => true);
+  } catch (e) {
+    setFormError('tk-error', e);
+  }
 }
 
 async function submitPassword(ev) {
@@ -1420,6 +1489,7 @@ function wire() {
     loadHistory(() => gen === generation, true);
   });
   $('pw-form').addEventListener('submit', submitPassword);
+  $('token-form').addEventListener('submit', submitToken);
   $('user-form').addEventListener('submit', submitNewUser);
   $('ret-form').addEventListener('submit', submitRetention);
   $('state-refresh').addEventListener('click', () => {
