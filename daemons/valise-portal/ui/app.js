@@ -126,6 +126,11 @@ function fmtDate(secs) {
   return new Intl.DateTimeFormat(getLang(), { dateStyle: 'short', timeStyle: 'short' }).format(new Date(secs * 1000));
 }
 
+function fmtDay(secs) {
+  if (!secs) return '';
+  return new Intl.DateTimeFormat(getLang(), { dateStyle: 'short' }).format(new Date(secs * 1000));
+}
+
 /** 75.3 -> "01:15" (or "1:02:03" past an hour). */
 function fmtClock(secs) {
   const s = Math.max(0, Math.floor(secs || 0));
@@ -1156,9 +1161,8 @@ async function loadTokens(current) {
     const tr = el('tr', { attrs: { 'data-token': tk.id } });
     tr.append(
       el('th', { attrs: { scope: 'row' } }, el('span', { text: label }), tk.admin ? el('span', { class: 'muted', text: ' (' + t('tokens.admin_short') + ')' }) : null),
-      el('td', { class: 'cell-date', text: fmtDate(tk.created_at) }),
-      el('td', { class: 'cell-date', text: tk.expires_at ? fmtDate(tk.expires_at) + (expired ? ' (' + t('tokens.expired') + ')' : '') : t('tokens.never_expires') }),
-      el('td', { class: 'cell-date', text: tk.last_used ? fmtDate(tk.last_used) : t('admin.never') }),
+      el('td', { class: 'cell-date', text: tk.expires_at ? fmtDay(tk.expires_at) + (expired ? ' (' + t('tokens.expired') + ')' : '') : t('tokens.never_expires') }),
+      el('td', { class: 'cell-date', text: tk.last_used ? fmtDay(tk.last_used) : t('admin.never') }),
       el('td', { class: 'cell-actions' }, el('button', {
         class: 'btn btn-small',
         text: t('tokens.revoke'),
