@@ -103,13 +103,6 @@ pub fn verify_password(pw: &str, phc: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// A hash of a password nobody has, verified for unknown users so that a sign-in takes as
-/// long whether or not the account exists.
-pub fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| hash_password("decoy password that is never used").unwrap_or_default())
-}
-
 pub fn new_secret() -> String {
     let mut b = [0u8; 32];
     rand::rng().fill_bytes(&mut b);

@@ -50,6 +50,7 @@ enum Job {
 #[derive(Debug)]
 pub struct Hasher {
     queue: Mutex<mpsc::Sender<Job>>,
+    decoy: tokio::sync::OnceCell<String>,
 }
 
 impl Hasher {
@@ -68,7 +69,17 @@ impl Hasher {
         }
         Self {
             queue: Mutex::new(tx),
+            decoy: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// A hash of a password nobody has (made once, on the pool), verified for unknown or
+    /// disabled accounts so that a sign-in takes as long whether or not the account exists.
+    pub async fn decoy(&self) -> Result<String> {
+        self.decoy
+            .get_or_try_init(|| self.hash(crate::accounts::new_secret()))
+            .await
+            .cloned()
     }
 
     fn send(&self, job: Job) -> Result<()> {

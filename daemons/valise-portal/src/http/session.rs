@@ -78,7 +78,7 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Result<Response,
     };
     let (hash, ok_user) = match creds {
         Some((u, h, disabled)) => (h, (!disabled).then_some(u)),
-        None => (accounts::decoy_hash().to_owned(), None),
+        None => (st.hasher.decoy().await?, None),
     };
     // Verified even for unknown or disabled accounts: same time either way.
     let good = st.hasher.verify(password, hash).await;
