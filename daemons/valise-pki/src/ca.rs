@@ -51,7 +51,11 @@ pub struct Validity {
 
 impl Validity {
     pub fn days(days: u32) -> Self {
-        let now = OffsetDateTime::now_utc();
+        // Whole seconds: what X.509 times hold, so the index says exactly what the
+        // certificate says.
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         Self {
             not_before: now - Duration::minutes(5),
             not_after: now + Duration::days(i64::from(days)),
@@ -507,7 +511,9 @@ impl Ca {
             return Err(Error::Refused(format!("{serial} is already revoked")));
         }
         entry.revoked = Some(Revocation {
-            at: OffsetDateTime::now_utc(),
+            at: OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             reason,
         });
         let out = entry.clone();
@@ -536,7 +542,9 @@ impl Ca {
     /// peers enforcing CRL expiry refuse everyone once it passes, so publish a new one well
     /// before), and writes it to `crl.pem` in the CA directory.
     pub fn crl(&mut self, days: u32) -> Result<Crl> {
-        let now = OffsetDateTime::now_utc();
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         let number = self.index.next_crl_number;
         let revoked: Vec<RevokedCertParams> = self
             .index
