@@ -629,3 +629,59 @@ impl Ca {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A request asking for more than a box gets (CA, server use, a DNS name): the
+    /// certificate carries only what the CA decides.
+    #[test]
+    fn nothing_but_the_key_is_taken_from_a_request() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut ca = Ca::init(&tmp.path().join("ca"), "T", Validity::days(1)).unwrap();
+        let id = BoxIdentity::new("lisbon", "box-1").unwrap();
+        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut p = CertificateParams::new(vec!["evil.example".to_owned()]).unwrap();
+        p.distinguished_name = dn(&id.common_name());
+        p.subject_alt_names
+            .push(SanType::URI(id.uri().try_into().unwrap()));
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let csr = p.serialize_request(&key).unwrap().pem().unwrap();
+        let issued = ca.issue_box(&csr, &id, Validity::days(1)).unwrap();
+        let der = crate::pem::certificates("c", &issued.cert_pem).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der[0]).unwrap();
+        assert!(!cert.is_ca());
+        let eku = cert.extended_key_usage().unwrap().unwrap().value;
+        assert!(eku.client_auth && !eku.server_auth && !eku.any);
+        let san = cert.subject_alternative_name().unwrap().unwrap().value;
+        assert_eq!(san.general_names.len(), 1);
+        assert_eq!(BoxIdentity::from_certificate(&der[0]).unwrap(), id);
+        assert_eq!(
+            cert.public_key().subject_public_key.data,
+            key.public_key_raw()
+        );
+        assert_eq!(crate::pem::serial_hex(&cert), issued.issued.serial);
+
+        // A server certificate carries no box identity.
+        let srv = ca
+            .issue_server(&["repo.test".to_owned()], Validity::days(1))
+            .unwrap();
+        let der = crate::pem::certificates("s", &srv.cert_pem).unwrap();
+        assert!(BoxIdentity::from_certificate(&der[0]).is_err());
+    }
+
+    #[test]
+    fn a_second_writer_is_refused_while_the_ca_is_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("ca");
+        let ca = Ca::init(&dir, "T", Validity::days(1)).unwrap();
+        assert!(matches!(Ca::open(&dir), Err(Error::Refused(_))));
+        drop(ca);
+        assert!(Ca::open(&dir).is_ok());
+    }
+}
