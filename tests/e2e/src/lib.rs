@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod engines;
+pub mod mosquitto;
 pub mod nginx;
 
 use std::path::{Path, PathBuf};
