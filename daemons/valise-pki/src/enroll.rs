@@ -257,11 +257,43 @@ impl IdentityDir {
         let name = format!("gen-{serial}");
         let gen_dir = self.root.join(&name);
         if gen_dir.exists() {
-            return Err(Error::Refused(format!(
-                "{} is installed already",
-                gen_dir.display()
-            )));
+            // Only a power cut between the rename below and the switch leaves the
+            // generation in place with the request still pending: finish that install.
+            if read_string(&gen_dir.join("cert.pem"))? != cert_pem {
+                return Err(Error::Refused(format!(
+                    "{} exists with another certificate",
+                    gen_dir.display()
+                )));
+            }
+        } else {
+            self.write_generation(&name, &key_pem, cert_pem, chain_pem, endpoints, crl_pem)?;
         }
+
+        // The switch: a new symlink renamed over `current` is atomic.
+        let link_tmp = self.root.join(".current.new");
+        let _ = fs::remove_file(&link_tmp);
+        symlink(&name, &link_tmp).map_err(io(&link_tmp))?;
+        let current = self.root.join(CURRENT);
+        fs::rename(&link_tmp, &current).map_err(io(&current))?;
+        fsync_dir(&self.root)?;
+
+        // The key now lives in the generation; the request is done.
+        fs::remove_dir_all(&pending).map_err(io(&pending))?;
+        fsync_dir(&self.root)?;
+        self.load()
+    }
+
+    /// Writes a generation beside its final name, then renames it in place.
+    fn write_generation(
+        &self,
+        name: &str,
+        key_pem: &str,
+        cert_pem: &str,
+        chain_pem: &str,
+        endpoints: &Endpoints,
+        crl_pem: Option<&str>,
+    ) -> Result<()> {
+        let gen_dir = self.root.join(name);
         let staging = self.root.join(format!(".{name}.new"));
         if staging.exists() {
             fs::remove_dir_all(&staging).map_err(io(&staging))?;
@@ -280,20 +312,7 @@ impl IdentityDir {
         share_with_group(&staging, 0o750)?;
         fsync_dir(&staging)?;
         fs::rename(&staging, &gen_dir).map_err(io(&gen_dir))?;
-        fsync_dir(&self.root)?;
-
-        // The switch: a new symlink renamed over `current` is atomic.
-        let link_tmp = self.root.join(".current.new");
-        let _ = fs::remove_file(&link_tmp);
-        symlink(&name, &link_tmp).map_err(io(&link_tmp))?;
-        let current = self.root.join(CURRENT);
-        fs::rename(&link_tmp, &current).map_err(io(&current))?;
-        fsync_dir(&self.root)?;
-
-        // The key now lives in the generation; the request is done.
-        fs::remove_dir_all(&pending).map_err(io(&pending))?;
-        fsync_dir(&self.root)?;
-        self.load()
+        fsync_dir(&self.root)
     }
 
     /// Loads the identity `current` points to.
@@ -344,6 +363,49 @@ impl IdentityDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A power cut after the new generation is in place but before `current` switched:
+    /// running the same install again finishes it.
+    #[test]
+    fn an_install_cut_short_is_finished_by_running_it_again() {
+        use crate::ca::{Ca, Validity};
+        let tmp = tempfile::tempdir().unwrap();
+        let mut ca = Ca::init(&tmp.path().join("ca"), "T", Validity::days(1)).unwrap();
+        let dir = IdentityDir::new(tmp.path().join("id"));
+        let id = BoxIdentity::new("lisbon", "box-1").unwrap();
+        let ep = Endpoints::new("https://r", "mqtts://m").unwrap();
+        let first = ca
+            .issue_box(&dir.request(&id).unwrap(), &id, Validity::days(1))
+            .unwrap();
+        dir.install(&first.cert_pem, ca.cert_pem(), &ep, None)
+            .unwrap();
+
+        let csr = dir.request(&id).unwrap();
+        let second = ca.issue_box(&csr, &id, Validity::days(1)).unwrap();
+        let key = read_string(&dir.root.join("pending/key.pem")).unwrap();
+        // The state the cut leaves: generation written, request pending, old `current`.
+        dir.write_generation(
+            &format!("gen-{}", second.issued.serial),
+            &key,
+            &second.cert_pem,
+            ca.cert_pem(),
+            &ep,
+            None,
+        )
+        .unwrap();
+        assert_eq!(dir.load().unwrap().serial, first.issued.serial);
+        // Another certificate cannot take that generation's place...
+        assert!(
+            dir.install(&first.cert_pem, ca.cert_pem(), &ep, None)
+                .is_err()
+        );
+        // ...the same install completes.
+        let now = dir
+            .install(&second.cert_pem, ca.cert_pem(), &ep, None)
+            .unwrap();
+        assert_eq!(now.serial, second.issued.serial);
+        assert!(!dir.root.join("pending").exists());
+    }
 
     #[test]
     fn endpoints_are_checked() {
