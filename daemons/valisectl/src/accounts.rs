@@ -184,25 +184,14 @@ pub fn user(cmd: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `2026-12-04T05:39Z` for a Unix time; `-` for none.
+/// RFC 3339 (UTC) for a Unix time; `-` for none.
 fn when(t: Option<i64>) -> String {
-    let Some(t) = t else { return "-".into() };
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}Z",
-        secs / 3600,
-        secs % 3600 / 60
-    )
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
 }
 
 pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
