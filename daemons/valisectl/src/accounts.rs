@@ -35,7 +35,7 @@ pub enum UserCommand {
         #[command(flatten)]
         dir: DataDir,
     },
-    /// Set a new password (ends the user's sessions).
+    /// Set a new password (ends the user's sessions and API tokens).
     Passwd {
         name: String,
         #[arg(long)]
