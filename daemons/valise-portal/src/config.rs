@@ -60,7 +60,11 @@ pub struct Limits {
     /// Space one user's uploads may take on the box (kept inputs, counted when each job is
     /// written); an upload that would pass it is refused with 413 `quota_exceeded`.
     pub max_storage_per_user: ByteSize,
-    /// Failed sign-ins per account (and per client address) before sign-in is throttled.
+    /// Failed password guesses (sign-in or password change) allowed per client address and
+    /// account pair before each further guess must wait (1 s, doubling, up to 15 minutes).
+    /// Each address also has 20 free failures over all accounts, and each account 20 from
+    /// addresses that have not signed in to it in the last 30 days (delays capped at one
+    /// minute there, so that a stranger cannot lock the real user out).
     pub login_failures_before_throttle: u32,
 }
 

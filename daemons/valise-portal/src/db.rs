@@ -20,6 +20,7 @@ use crate::error::{PortalError, Result};
 /// Migrations in order; `PRAGMA user_version` records how many have run.
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_tokens.sql"),
     include_str!("../migrations/0003_jobs.sql"),
 ];
 
