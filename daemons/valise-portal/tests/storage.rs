@@ -490,3 +490,42 @@ fn tokio_stream_from(
 ) -> impl futures_util::Stream<Item = Result<Vec<u8>, std::io::Error>> {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_abandoned_by_its_client_leaves_nothing_behind() {
+    let p = Portal::start().await;
+    p.add_user("abe", false);
+    let c = p.login("abe").await;
+    let incoming = p.config.incoming_dir();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Vec<u8>, std::io::Error>>(4);
+    let body = wav(4.0);
+    tx.send(Ok(body[..body.len() / 2].to_vec())).await.unwrap();
+    let req = c
+        .req(Method::POST, "/api/jobs/transcribe?filename=gone.wav")
+        .header("content-length", body.len())
+        .body(reqwest::Body::wrap_stream(tokio_stream_from(rx)));
+    let upload = tokio::spawn(async move { req.send().await });
+    let start = Instant::now();
+    while std::fs::read_dir(&incoming).unwrap().next().is_none() {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The client goes away mid-body.
+    upload.abort();
+    let _ = upload.await;
+    drop(tx);
+    let start = Instant::now();
+    loop {
+        let left: Vec<_> = std::fs::read_dir(&incoming).unwrap().collect();
+        if left.is_empty() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{left:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // And its place under the job limit is free again.
+    let (s, _) = c
+        .upload("/api/jobs/transcribe?filename=next.wav", wav(0.5))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+}
