@@ -50,6 +50,7 @@ pub async fn run(
     let tls = server::load_tls(&config.tls.cert, &config.tls.key)?;
     let db = Db::open(&config.db_path())?;
     std::fs::create_dir_all(config.jobs_dir())?;
+    let connections = config.connections.clone();
     let state = AppState::new(config, db);
     let app = http::router(state.clone());
     let dispatcher = tokio::spawn(dispatch::run(state.clone()));
@@ -62,7 +63,7 @@ pub async fn run(
         }))
     });
     valise_daemon::notify("READY=1");
-    server::serve_tls(listener, tls, app, async move {
+    server::serve_tls(listener, tls, app, &connections, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     })
