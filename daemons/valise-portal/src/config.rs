@@ -77,8 +77,8 @@ pub struct Sessions {
 #[serde(deny_unknown_fields, default)]
 pub struct Connections {
     /// Connections served at once. When full, a new connection takes the place of the one
-    /// that has waited longest without a request or a body byte (at least a second); if
-    /// every connection is busy, the new one is closed.
+    /// that has gone longest without a request or a request-body byte; if every connection
+    /// is busy (a request in flight that waits on the portal), the new one is closed.
     pub max: u32,
     /// Connections at once from one client address (an IPv6 client counts by its /64).
     pub max_per_address: u32,

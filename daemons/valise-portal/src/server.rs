@@ -30,9 +30,10 @@ pub use admission::{AddrKey, Admission, Refused};
 
 /// HTTP/1 request headers on the plain-HTTP redirect must arrive in this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
-/// A connection idle this long after its handshake may give way to a new one when a limit
-/// is reached.
-const MIN_IDLE_TO_EVICT: Duration = Duration::from_secs(1);
+/// When a limit is reached, the connection that has gone longest without progress gives
+/// way, however short that is: a new client's handshake and first request take
+/// milliseconds, while a flood of connections that send nothing ages by itself.
+const MIN_IDLE_TO_EVICT: Duration = Duration::ZERO;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -62,6 +62,11 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let _ = tcp.set_nodelay(true);
+    // A second handle on the socket, to end a connection's reading while its handler
+    // still runs (see `give_way`).
+    let Ok(tcp) = tcp.into_std() else { return };
+    let Ok(handle) = tcp.try_clone() else { return };
+    let Ok(tcp) = TcpStream::from_std(tcp) else { return };
     let activity = ticket.activity.clone();
     let io = SendDeadline::new(tcp, s.send);
     let tls = tokio::select! {
@@ -111,17 +116,28 @@ pub async fn serve(
         .max_concurrent_streams(64);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
     let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        () = activity.evicted() => {}
-        () = idle(&activity, s.idle) => {}
+    let give_way = tokio::select! {
+        _ = conn.as_mut() => false,
+        () = activity.evicted() => true,
+        () = idle(&activity, s.idle) => false,
         _ = shutdown.changed() => {
             conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(DRAIN, conn).await;
+            let _ = tokio::time::timeout(DRAIN, conn.as_mut()).await;
+            false
         }
+    };
+    if give_way && activity.requests() > 0 {
+        // Uploads in progress: end the reading side, so that their handlers see the body
+        // end early and clean up (an HTTP/1.1 handler runs inside the connection, and
+        // dropping the connection would drop it mid-write).
+        let _ = handle.shutdown(std::net::Shutdown::Read);
+        let _ = tokio::time::timeout(GIVE_WAY, conn).await;
     }
     drop(ticket);
 }
+
+/// A connection asked to give way while receiving gets this long for its handlers to end.
+const GIVE_WAY: Duration = Duration::from_secs(5);
 
 /// Resolves once the connection had no request in flight and no progress for `limit`.
 async fn idle(a: &Activity, limit: Duration) {
