@@ -114,7 +114,10 @@ impl GuardedBody {
         if now < end.deadline() {
             return Ok(());
         }
-        let needed = self.rate.min_rate.saturating_mul(self.rate.window.as_secs().max(1));
+        let needed = self
+            .rate
+            .min_rate
+            .saturating_mul(self.rate.window.as_secs().max(1));
         if self.window_bytes < needed {
             return Err(TooSlow(self.rate.min_rate));
         }
@@ -124,7 +127,7 @@ impl GuardedBody {
     }
 
     fn cut(&mut self, e: TooSlow) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        tracing::info!("request body too slow: cut");
+        tracing::debug!("request body too slow: cut");
         // Dropping the body ends the stream (HTTP/2) or closes the connection once the
         // answer is written (HTTP/1.1).
         self.inner = None;

@@ -66,7 +66,9 @@ pub async fn serve(
     // still runs (see `give_way`).
     let Ok(tcp) = tcp.into_std() else { return };
     let Ok(handle) = tcp.try_clone() else { return };
-    let Ok(tcp) = TcpStream::from_std(tcp) else { return };
+    let Ok(tcp) = TcpStream::from_std(tcp) else {
+        return;
+    };
     let activity = ticket.activity.clone();
     let io = SendDeadline::new(tcp, s.send);
     let tls = tokio::select! {
