@@ -20,6 +20,7 @@ pub struct Config {
     pub engines: Engines,
     pub limits: Limits,
     pub sessions: Sessions,
+    pub connections: Connections,
     /// Days after which uploads and results are deleted (the default of the admin setting).
     pub retention_days: u32,
 }
@@ -77,6 +78,45 @@ pub struct Sessions {
     pub max_hours: u64,
 }
 
+/// How many connections are served and how long a client may hold one without making
+/// progress (the defence against clients that open connections and then send nothing or
+/// send slowly; see `DESIGN.md`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Connections {
+    /// Connections served at once. When full, a new connection takes the place of the one
+    /// that has gone longest without a request or a request-body byte; if every connection
+    /// is busy (a request in flight that waits on the portal), the new one is closed.
+    pub max: u32,
+    /// Connections at once from one client address (an IPv6 client counts by its /64).
+    pub max_per_address: u32,
+    /// The TLS handshake must finish in this time.
+    pub handshake_timeout_secs: u64,
+    /// A connection with no request in flight for this long is closed; HTTP/1.1 request
+    /// headers must arrive whole within this time too.
+    pub idle_timeout_secs: u64,
+    /// A request body must arrive at least this fast (bytes per second), measured over
+    /// `body_rate_window_secs`; a slower upload is cut and its connection closed.
+    pub min_body_rate: ByteSize,
+    pub body_rate_window_secs: u64,
+    /// An answer that makes no progress (the client does not read it) for this long is cut.
+    pub send_timeout_secs: u64,
+}
+
+impl Default for Connections {
+    fn default() -> Self {
+        Self {
+            max: 512,
+            max_per_address: 32,
+            handshake_timeout_secs: 10,
+            idle_timeout_secs: 30,
+            min_body_rate: ByteSize::new(1024),
+            body_rate_window_secs: 30,
+            send_timeout_secs: 30,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Self {
@@ -87,6 +127,7 @@ impl Default for Config {
             engines: Engines::default(),
             limits: Limits::default(),
             sessions: Sessions::default(),
+            connections: Connections::default(),
             retention_days: 7,
         }
     }
@@ -151,6 +192,20 @@ impl Config {
         }
         if self.sessions.idle_minutes == 0 || self.sessions.max_hours == 0 {
             return Err("session lifetimes must be above zero".into());
+        }
+        let c = &self.connections;
+        if c.max == 0 || c.max_per_address == 0 || c.max_per_address > c.max {
+            return Err(
+                "connections.max and max_per_address must be at least 1, max_per_address at most max"
+                    .into(),
+            );
+        }
+        if c.handshake_timeout_secs == 0
+            || c.idle_timeout_secs == 0
+            || c.body_rate_window_secs == 0
+            || c.send_timeout_secs == 0
+        {
+            return Err("connections timeouts must be above zero".into());
         }
         Ok(())
     }

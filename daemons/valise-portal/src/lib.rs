@@ -54,6 +54,7 @@ pub async fn run(
     storage::prepare(&config.data_dir, &files)?;
     let db = Db::open(&config.db_path())?;
     db.with(|c| storage::remove_orphans(c, &files))?;
+    let connections = config.connections.clone();
     let state = AppState::new(config, db);
     let app = http::router(state.clone());
     let dispatcher = tokio::spawn(dispatch::run(state.clone()));
@@ -67,7 +68,7 @@ pub async fn run(
         }))
     });
     valise_daemon::notify("READY=1");
-    server::serve_tls(listener, tls, app, async move {
+    server::serve_tls(listener, tls, app, &connections, async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     })

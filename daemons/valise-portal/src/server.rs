@@ -1,5 +1,10 @@
 //! HTTPS (HTTP/2 and HTTP/1.1 by ALPN) with rustls, the plain-HTTP redirect, and the
 //! locally generated certificate for a first run.
+//!
+//! Connections are admitted under global and per-address limits (`admission`), each served
+//! by its own task (`conn`) with handshake, idle and send timeouts, and request bodies
+//! under a minimum rate and drained after early answers (`body`); `activity` is what a
+//! connection is doing, shared between them. Design note: `DESIGN.md`, "Connections".
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,27 +12,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tower::ServiceExt;
 
-use crate::auth::ClientAddr;
+use crate::config::Connections;
 
-/// A TLS handshake must finish in this time (slow or stuck clients hold nothing longer).
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// HTTP/1 request headers must arrive in this time (slowloris).
+mod activity;
+mod admission;
+mod body;
+mod conn;
+
+pub use admission::{AddrKey, Admission, Refused};
+
+/// HTTP/1 request headers on the plain-HTTP redirect must arrive in this time.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 1024;
-/// Requests in flight get this long to finish at shutdown.
-const DRAIN: Duration = Duration::from_secs(10);
+/// When a limit is reached, the connection that has gone longest without progress gives
+/// way, however short that is: a new client's handshake and first request take
+/// milliseconds, while a flood of connections that send nothing ages by itself.
+const MIN_IDLE_TO_EVICT: Duration = Duration::ZERO;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -93,26 +99,30 @@ pub fn ensure_dev_cert(cert: &Path, key: &Path, names: &[String]) -> Result<(), 
     Ok(())
 }
 
-/// Serves `app` over TLS on `listener` until `shutdown` resolves.
+/// Serves `app` over TLS on `listener` until `shutdown` resolves, under the connection
+/// limits and timeouts of `limits` (see `DESIGN.md`).
 pub async fn serve_tls(
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     app: Router,
+    limits: &Connections,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let admission = Admission::new(
+        limits.max as usize,
+        limits.max_per_address as usize,
+        MIN_IDLE_TO_EVICT,
+    );
+    let settings = conn::Settings::from(limits);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            p = slots.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-            _ = &mut shutdown => break,
-        };
         let (tcp, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(v) => v,
                 Err(e) => {
+                    // Out of descriptors or memory: give the running connections time to end.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -120,34 +130,28 @@ pub async fn serve_tls(
             },
             _ = &mut shutdown => break,
         };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                _ => return,
-            };
-            let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-                req.extensions_mut().insert(ClientAddr(peer));
-                app.clone().oneshot(req.map(Body::new))
-            });
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            builder
-                .http2()
-                .timer(TokioTimer::new())
-                .max_concurrent_streams(64);
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-            let _ = watcher.watch(conn.into_owned()).await;
-        });
+        let ticket = match admission.admit(peer.ip()) {
+            Ok(t) => t,
+            Err(why) => {
+                tracing::debug!(peer = %peer.ip(), ?why, "connection refused");
+                // Closed at once: no handshake, nothing held.
+                drop(tcp);
+                continue;
+            }
+        };
+        tokio::spawn(conn::serve(
+            tcp,
+            peer,
+            ticket,
+            acceptor.clone(),
+            app.clone(),
+            settings,
+            stop_rx.clone(),
+        ));
     }
     drop(listener);
-    let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(conn::DRAIN, admission.drained()).await;
 }
 
 /// Plain HTTP: every request is answered with a permanent redirect to the HTTPS address.
