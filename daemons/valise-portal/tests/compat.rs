@@ -522,3 +522,43 @@ async fn unknown_api_paths_and_methods_answer_json_never_the_page() {
             .starts_with("text/html")
     );
 }
+
+#[tokio::test]
+async fn a_file_form_before_its_key_is_bounded() {
+    let p = Portal::start().await;
+    let c = p.client();
+    // The key may come as a field before the file, so fields are read before anyone is
+    // known: their number is bounded, not only their size.
+    let mut form = reqwest::multipart::Form::new();
+    for i in 0..40 {
+        form = form.text(format!("f{i}"), "x".repeat(4000));
+    }
+    let form = form.part(
+        "file",
+        reqwest::multipart::Part::bytes(b"hello\n".to_vec()).file_name("a.txt"),
+    );
+    let r = c
+        .raw(Method::POST, "/translate_file")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let v: Value = r.json().await.unwrap();
+    assert!(v["error"].as_str().unwrap().contains("fields"), "{v}");
+    // A file before any key is refused before it is stored.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"hello\n".to_vec()).file_name("a.txt"),
+    );
+    let r = c
+        .raw(Method::POST, "/translate_file")
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let jobs = p.jobs_dir();
+    let stored = std::fs::read_dir(&jobs).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(stored, 0, "{}", jobs.display());
+}

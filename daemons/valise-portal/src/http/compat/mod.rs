@@ -31,6 +31,9 @@ use crate::state::AppState;
 const WAIT_MAX: Duration = Duration::from_secs(4 * 3600);
 /// Largest non-file multipart field.
 const FIELD_MAX: usize = 4096;
+/// Most non-file fields in a form (OpenAI's and LibreTranslate's use fewer than ten); with
+/// [`FIELD_MAX`] it bounds what a form makes the portal hold, even before its key is seen.
+const FIELDS_MAX: usize = 32;
 
 async fn wait_done(st: &AppState, user_id: i64, id: &str) -> Result<Job> {
     let started = tokio::time::Instant::now();
@@ -91,6 +94,11 @@ async fn read_form(
                 let (id, bytes, head) = save_upload(st, a, kind, field, None).await?;
                 saved = Some((id, bytes, head, filename));
             } else {
+                if fields.len() >= FIELDS_MAX {
+                    return Err(PortalError::BadRequest(format!(
+                        "at most {FIELDS_MAX} fields per form"
+                    )));
+                }
                 let mut field = field;
                 let mut value = Vec::new();
                 while let Some(chunk) = field
