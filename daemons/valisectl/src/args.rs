@@ -24,6 +24,12 @@ pub enum Command {
     /// Manage API tokens for scripts.
     #[command(subcommand)]
     Token(crate::accounts::TokenCommand),
+    /// The central team's small certificate authority: box, server and central
+    /// certificates, revocation, CRL, the broker's ACL.
+    Ca(crate::pki::CaArgs),
+    /// This box's identity: make a key and a certificate request, install the signed
+    /// certificate, show its state.
+    Enroll(crate::pki::EnrollArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod args;
+mod pki;
 mod transcribe;
 mod translate;
 
@@ -28,6 +29,8 @@ fn main() -> std::process::ExitCode {
             args::Command::Translate(t) => translate::run(t).await,
             args::Command::User(u) => accounts::user(u),
             args::Command::Token(t) => accounts::token(t),
+            args::Command::Ca(c) => pki::ca(c),
+            args::Command::Enroll(e) => pki::enroll(e),
         }
     });
     match outcome {

@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod engines;
+pub mod mosquitto;
+pub mod nginx;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};

@@ -1,0 +1,188 @@
+//! A real Mosquitto broker (Debian's) on loopback with TLS, required client certificates,
+//! the certificate's common name as the user name and an ACL file, started by a test and
+//! stopped by its PID when dropped; and its real command-line clients.
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct MosquittoTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// CA certificates client certificates must chain to.
+    pub ca: PathBuf,
+    pub crl: Option<PathBuf>,
+    pub acl: PathBuf,
+}
+
+/// A client's certificate and key files.
+#[derive(Debug, Clone)]
+pub struct MqttClient {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug)]
+pub struct Mosquitto {
+    child: Child,
+    pub addr: SocketAddr,
+    ca: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+fn need(bin: &str) -> PathBuf {
+    let p = Path::new("/usr/sbin").join(bin);
+    let p = if p.exists() {
+        p
+    } else {
+        Path::new("/usr/bin").join(bin)
+    };
+    assert!(
+        p.exists(),
+        "{bin} is not installed: scripts/install-deps installs it"
+    );
+    p
+}
+
+impl Mosquitto {
+    pub fn start(tls: &MosquittoTls) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut conf = format!(
+            "per_listener_settings false\n\
+             listener {port} 127.0.0.1\n\
+             cafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
+             require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n\
+             acl_file {acl}\n\
+             persistence false\nlog_dest file {log}\nlog_type all\n",
+            ca = tls.ca.display(),
+            cert = tls.cert.display(),
+            key = tls.key.display(),
+            acl = tls.acl.display(),
+            log = dir.path().join("mosquitto.log").display(),
+        );
+        if let Some(crl) = &tls.crl {
+            conf.push_str(&format!("crlfile {}\n", crl.display()));
+        }
+        // As root Mosquitto would switch to its own user, which cannot read the test's files.
+        if nix::unistd::geteuid().is_root() {
+            conf.push_str("user root\n");
+        }
+        let conf_path = dir.path().join("mosquitto.conf");
+        std::fs::write(&conf_path, conf).unwrap();
+        let mut child = Command::new(need("mosquitto"))
+            .arg("-c")
+            .arg(&conf_path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let start = Instant::now();
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = child.try_wait().unwrap() {
+                let log =
+                    std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default();
+                panic!("mosquitto exited ({status}): {log}");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "mosquitto did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Mosquitto {
+            child,
+            addr,
+            ca: tls.ca.clone(),
+            dir,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// Waits until the broker's log holds `needle` (an event it logs, such as a
+    /// subscription), at most `limit`.
+    pub fn wait_log(&self, needle: &str, limit: Duration) {
+        let start = Instant::now();
+        while !self.log().contains(needle) {
+            assert!(
+                start.elapsed() < limit,
+                "mosquitto never logged {needle:?}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn client(&self, bin: &str, who: &MqttClient, id: &str) -> Command {
+        let mut c = Command::new(need(bin));
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &self.addr.port().to_string(),
+            "-i",
+            id,
+        ])
+        .arg("--cafile")
+        .arg(&self.ca)
+        .arg("--cert")
+        .arg(&who.cert)
+        .arg("--key")
+        .arg(&who.key);
+        c
+    }
+
+    /// Publishes one message with QoS 1 (so it has reached the broker when this returns).
+    pub fn publish(&self, who: &MqttClient, id: &str, topic: &str, message: &str) -> Output {
+        self.client("mosquitto_pub", who, id)
+            .args(["-q", "1", "-t", topic, "-m", message])
+            .output()
+            .unwrap()
+    }
+
+    /// Subscribes to `topics` and prints `topic message` lines until `count` messages came
+    /// (or `timeout_s` passed); returns once the broker has the subscription.
+    pub fn subscribe(
+        &self,
+        who: &MqttClient,
+        id: &str,
+        topics: &[&str],
+        count: u32,
+        timeout_s: u32,
+    ) -> Child {
+        let mut c = self.client("mosquitto_sub", who, id);
+        for t in topics {
+            c.args(["-t", t]);
+        }
+        let child = c
+            .args(["-v", "-C", &count.to_string(), "-W", &timeout_s.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        self.wait_log(
+            &format!("Received SUBSCRIBE from {id}"),
+            Duration::from_secs(10),
+        );
+        child
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
