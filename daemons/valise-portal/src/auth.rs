@@ -24,7 +24,14 @@ pub const COOKIE: &str = "__Host-valise-session";
 pub struct ClientAddr(pub SocketAddr);
 
 pub fn client_ip(parts_ext: &axum::http::Extensions) -> Option<String> {
-    parts_ext.get::<ClientAddr>().map(|a| a.0.ip().to_string())
+    client_addr(parts_ext).map(|a| a.to_string())
+}
+
+/// The client's IP address (IPv4-mapped IPv6 addresses as IPv4).
+pub fn client_addr(parts_ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    parts_ext
+        .get::<ClientAddr>()
+        .map(|a| a.0.ip().to_canonical())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -56,7 +56,11 @@ pub struct Limits {
     pub max_text_chars: usize,
     /// Jobs waiting or running per user; more is refused with `too_many_jobs`.
     pub max_jobs_per_user: u32,
-    /// Failed sign-ins per account (and per client address) before sign-in is throttled.
+    /// Failed password guesses (sign-in or password change) allowed per client address and
+    /// account pair before each further guess must wait (1 s, doubling, up to 15 minutes).
+    /// Each address also has 20 free failures over all accounts, and each account 20 from
+    /// addresses that have not signed in to it in the last 30 days (delays capped at one
+    /// minute there, so that a stranger cannot lock the real user out).
     pub login_failures_before_throttle: u32,
 }
 

@@ -10,7 +10,10 @@ use rusqlite::Connection;
 use crate::error::{PortalError, Result};
 
 /// Migrations in order; `PRAGMA user_version` records how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_init.sql"),
+    include_str!("../migrations/0002_tokens.sql"),
+];
 
 #[derive(Debug, Clone)]
 pub struct Db {

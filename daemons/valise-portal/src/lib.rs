@@ -22,6 +22,7 @@ pub mod db;
 pub mod dispatch;
 mod error;
 pub mod export;
+pub mod hashing;
 pub mod http;
 pub mod jobs;
 mod range;

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use tokio::sync::{Notify, Semaphore};
+use tokio::sync::Notify;
 use valise_engine_client::{TranscribeClient, TranslateClient};
 
 use crate::Config;
 use crate::db::Db;
+use crate::hashing::Hasher;
 use crate::jobs::Files;
 use crate::throttle::Throttle;
 
@@ -21,9 +22,10 @@ pub struct Inner {
     pub transcribe: TranscribeClient,
     pub translate: TranslateClient,
     pub throttle: Throttle,
-    /// argon2 costs ~20 MiB and tens of milliseconds per hash: at most two at once, so a
-    /// burst of sign-ins cannot exhaust memory or starve the other requests.
-    pub hashing: Semaphore,
+    /// Password hashing on its own fixed pool of threads with reused memory (argon2 costs
+    /// ~20 MiB and tens of milliseconds per hash): a burst of sign-ins neither grows the
+    /// portal's memory nor holds the database lock.
+    pub hasher: Hasher,
     /// Wakes the dispatcher when a job is queued or deleted.
     pub wake: Notify,
     /// Whether each engine answered at the dispatcher's last look (for the UI's notices).
@@ -56,7 +58,7 @@ impl AppState {
             transcribe,
             translate,
             throttle,
-            hashing: Semaphore::new(2),
+            hasher: Hasher::new(),
             wake: Notify::new(),
             engines_up: std::sync::Mutex::new(EnginesUp {
                 transcribe: true,

@@ -126,6 +126,11 @@ function fmtDate(secs) {
   return new Intl.DateTimeFormat(getLang(), { dateStyle: 'short', timeStyle: 'short' }).format(new Date(secs * 1000));
 }
 
+function fmtDay(secs) {
+  if (!secs) return '';
+  return new Intl.DateTimeFormat(getLang(), { dateStyle: 'short' }).format(new Date(secs * 1000));
+}
+
 /** 75.3 -> "01:15" (or "1:02:03" past an hour). */
 function fmtClock(secs) {
   const s = Math.max(0, Math.floor(secs || 0));
@@ -363,7 +368,7 @@ async function route() {
       break;
     case 'account':
       showView('account');
-      viewAccount();
+      viewAccount(current);
       break;
     case 'admin':
       if (!me.admin) {
@@ -1123,12 +1128,80 @@ function historyRow(job) {
 // ---------------------------------------------------------------------------------------
 // Account
 
-function viewAccount() {
+function viewAccount(current) {
   $('pw-current').value = '';
   $('pw-new').value = '';
   setFormError('pw-error', null);
   $('pw-ok').textContent = '';
+  setFormError('tk-error', null);
+  $('tk-new').hidden = true;
+  $('tk-value').value = '';
+  $('tk-admin-field').hidden = !(me && me.admin);
+  $('tk-admin').checked = false;
   focusMain();
+  loadTokens(current);
+}
+
+// API tokens: listed without their value (only its hash is stored); a new one is shown once.
+async function loadTokens(current) {
+  let tokens;
+  try {
+    tokens = await api('GET', '/api/me/tokens');
+  } catch (e) {
+    if (current()) showAlert(errorText(e));
+    return;
+  }
+  if (!current()) return;
+  const body = $('tokens-body');
+  body.replaceChildren();
+  $('tokens-empty').hidden = tokens.length > 0;
+  for (const tk of tokens) {
+    const label = tk.label || t('tokens.no_label');
+    const expired = tk.expires_at && tk.expires_at * 1000 < Date.now();
+    const tr = el('tr', { attrs: { 'data-token': tk.id } });
+    tr.append(
+      el('th', { attrs: { scope: 'row' } }, el('span', { text: label }), tk.admin ? el('span', { class: 'muted', text: ' (' + t('tokens.admin_short') + ')' }) : null),
+      el('td', { class: 'cell-date', text: tk.expires_at ? fmtDay(tk.expires_at) + (expired ? ' (' + t('tokens.expired') + ')' : '') : t('tokens.never_expires') }),
+      el('td', { class: 'cell-date', text: tk.last_used ? fmtDay(tk.last_used) : t('admin.never') }),
+      el('td', { class: 'cell-actions' }, el('button', {
+        class: 'btn btn-small',
+        text: t('tokens.revoke'),
+        attrs: { type: 'button', 'aria-label': t('tokens.revoke_named', { name: label }) },
+        on: {
+          click: async () => {
+            try {
+              await api('DELETE', '/api/me/tokens/' + encodeURIComponent(tk.id));
+              showAlert(t('tokens.revoked', { name: label }), 'ok');
+              await loadTokens(current);
+            } catch (e) {
+              showAlert(errorText(e));
+            }
+          },
+        },
+      })),
+    );
+    body.append(tr);
+  }
+}
+
+async function submitToken(ev) {
+  ev.preventDefault();
+  setFormError('tk-error', null);
+  const days = $('tk-days').value.trim();
+  const req = { label: $('tk-label').value.trim() };
+  if (days) req.expires_days = Number(days);
+  if (me && me.admin && $('tk-admin').checked) req.admin = true;
+  try {
+    const created = await api('POST', '/api/me/tokens', req);
+    $('tk-label').value = '';
+    $('tk-admin').checked = false;
+    $('tk-new').hidden = false;
+    $('tk-value').value = created.token;
+    $('tk-value').select();
+    await loadTokens(() => true);
+  } catch (e) {
+    setFormError('tk-error', e);
+  }
 }
 
 async function submitPassword(ev) {
@@ -1420,6 +1493,7 @@ function wire() {
     loadHistory(() => gen === generation, true);
   });
   $('pw-form').addEventListener('submit', submitPassword);
+  $('token-form').addEventListener('submit', submitToken);
   $('user-form').addEventListener('submit', submitNewUser);
   $('ret-form').addEventListener('submit', submitRetention);
   $('state-refresh').addEventListener('click', () => {

@@ -35,7 +35,7 @@ pub enum UserCommand {
         #[command(flatten)]
         dir: DataDir,
     },
-    /// Set a new password (ends the user's sessions).
+    /// Set a new password (ends the user's sessions and API tokens).
     Passwd {
         name: String,
         #[arg(long)]
@@ -50,9 +50,29 @@ pub enum TokenCommand {
     /// Create an API token for a user and print it (it is shown only once).
     Add {
         name: String,
-        /// What the token is for (shown to admins).
+        /// What the token is for (shown to its user and to admins).
         #[arg(long, default_value = "valisectl")]
         label: String,
+        /// Days until the token stops working (default: until revoked).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=3650))]
+        expires_days: Option<u32>,
+        /// Admin scope: the token carries the user's admin rights (only for an admin).
+        /// Without it an admin's token acts as a staff member's.
+        #[arg(long)]
+        admin: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// List API tokens (of one user, or of everyone): id, user, scope, created, expires,
+    /// last used, label. Never the tokens themselves.
+    List {
+        name: Option<String>,
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Revoke an API token by its id (from `token list`).
+    Revoke {
+        id: i64,
         #[command(flatten)]
         dir: DataDir,
     },
@@ -164,23 +184,89 @@ pub fn user(cmd: UserCommand) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// RFC 3339 (UTC) for a Unix time; `-` for none.
+fn when(t: Option<i64>) -> String {
+    t.and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "-".into())
+}
+
 pub fn token(cmd: TokenCommand) -> anyhow::Result<()> {
     match cmd {
-        TokenCommand::Add { name, label, dir } => {
+        TokenCommand::Add {
+            name,
+            label,
+            expires_days,
+            admin,
+            dir,
+        } => {
             let db = open(&dir)?;
             let t = db.with(|c| {
                 let u = accounts::user_by_name(c, &name)?;
-                let t = accounts::new_api_token(c, u.id, &label)?;
-                audit::record(
-                    c,
-                    &operator(),
-                    "token_created",
-                    &format!("user={}", u.username),
-                    None,
-                )?;
+                if admin && !u.admin {
+                    return Err(valise_portal::PortalError::BadRequest(format!(
+                        "{} is not an admin: no admin scope",
+                        u.username
+                    )));
+                }
+                let new = accounts::NewToken {
+                    label: label.clone(),
+                    expires_days,
+                    admin,
+                };
+                let (row, t) = accounts::create_api_token(c, u.id, &new)?;
+                let mut detail = format!("user={} token={}", u.username, row.id);
+                if admin {
+                    detail.push_str(" admin=true");
+                }
+                if let Some(e) = row.expires_at {
+                    detail.push_str(&format!(" expires_at={e}"));
+                }
+                audit::record(c, &operator(), "token_created", &detail, None)?;
                 Ok(t)
             })?;
             println!("{t}");
+        }
+        TokenCommand::List { name, dir } => {
+            let db = open(&dir)?;
+            let rows = db.with(|c| {
+                let uid = match &name {
+                    Some(n) => Some(accounts::user_by_name(c, n)?.id),
+                    None => None,
+                };
+                accounts::list_api_tokens(c, uid)
+            })?;
+            println!("id\tuser\tscope\tcreated\texpires\tlast_used\tlabel");
+            for t in rows {
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    t.id,
+                    t.username,
+                    if t.admin { "admin" } else { "user" },
+                    when(Some(t.created_at)),
+                    when(t.expires_at),
+                    when(t.last_used),
+                    t.label
+                );
+            }
+        }
+        TokenCommand::Revoke { id, dir } => {
+            let db = open(&dir)?;
+            let row = db.with(|c| {
+                let row = accounts::revoke_api_token(c, id, None)?;
+                audit::record(
+                    c,
+                    &operator(),
+                    "token_revoked",
+                    &format!("user={} token={}", row.username, row.id),
+                    None,
+                )?;
+                Ok(row)
+            })?;
+            println!("revoked token {} of {}", row.id, row.username);
         }
     }
     Ok(())

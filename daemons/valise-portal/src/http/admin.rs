@@ -35,17 +35,15 @@ pub async fn add_user(
     JsonBody(req): JsonBody<NewUser>,
 ) -> Result<(StatusCode, Json<UserRow>)> {
     auth.require_admin()?;
-    let _permit = st
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| PortalError::Internal(e.to_string()))?;
+    accounts::check_username(&req.username)?;
+    accounts::check_password(&req.password, &req.username)?;
+    let hash = st.hasher.hash(req.password).await?;
     let actor = auth.user.username.clone();
     let ip = auth.ip.clone();
     let row = st
         .db
         .run(move |c| {
-            let u = accounts::add_user(c, &req.username, &req.password, req.admin)?;
+            let u = accounts::insert_user(c, &req.username, &hash, req.admin)?;
             audit::record(
                 c,
                 &actor,
@@ -77,11 +75,19 @@ pub async fn update_user(
     JsonBody(req): JsonBody<UpdateUser>,
 ) -> Result<Json<UserRow>> {
     auth.require_admin()?;
-    let _permit = st
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| PortalError::Internal(e.to_string()))?;
+    // A new password is checked and hashed before the database is touched.
+    let new_hash = match &req.password {
+        Some(p) => {
+            let name = st
+                .db
+                .run(move |c| accounts::user_row(c, id))
+                .await?
+                .username;
+            accounts::check_password(p, &name)?;
+            Some(st.hasher.hash(p.clone()).await?)
+        }
+        None => None,
+    };
     let actor = auth.user.username.clone();
     let ip = auth.ip.clone();
     let row = st
@@ -110,15 +116,12 @@ pub async fn update_user(
                     rusqlite::params![d, id],
                 )?;
                 if d {
-                    c.execute(
-                        "DELETE FROM sessions WHERE user_id = ?1",
-                        rusqlite::params![id],
-                    )?;
+                    accounts::end_access(c, id)?;
                 }
                 changes.push(format!("disabled={d}"));
             }
-            if let Some(p) = &req.password {
-                accounts::set_password(c, id, p)?;
+            if let Some(h) = &new_hash {
+                accounts::replace_password(c, id, h, None)?;
                 changes.push("password=reset".into());
             }
             audit::record(

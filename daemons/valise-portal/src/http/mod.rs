@@ -5,6 +5,7 @@ mod compat;
 mod jobs;
 mod session;
 mod text;
+mod tokens;
 mod ui;
 pub(crate) mod upload;
 
@@ -28,6 +29,16 @@ pub fn router(state: AppState) -> Router {
         .route("/api/logout", post(session::logout))
         .route("/api/me", get(session::me))
         .route("/api/me/password", put(session::change_password))
+        .route("/api/me/tokens", get(tokens::mine).post(tokens::create))
+        .route(
+            "/api/me/tokens/{id}",
+            axum::routing::delete(tokens::revoke_mine),
+        )
+        .route("/api/admin/tokens", get(tokens::all))
+        .route(
+            "/api/admin/tokens/{id}",
+            axum::routing::delete(tokens::revoke_any),
+        )
         .route("/api/jobs", get(jobs::list))
         .route("/api/jobs/transcribe", post(jobs::create_transcription))
         .route("/api/jobs/document", post(jobs::create_document))

@@ -1,16 +1,17 @@
 //! Sign in, sign out, who am I, change my password.
 
 use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 use crate::accounts::{self, User};
 use crate::audit;
-use crate::auth::{self, Auth, COOKIE, client_ip};
+use crate::auth::{self, Auth, COOKIE, Via, client_addr, client_ip};
 use crate::error::PortalError;
 use crate::state::AppState;
+use crate::throttle;
 
 /// `Json` whose refusals are the portal's own `bad_request` errors.
 #[derive(Debug)]
@@ -44,49 +45,49 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Result<Response,
         return Err(PortalError::Csrf);
     }
     let ip = client_ip(&parts.extensions);
+    let addr = client_addr(&parts.extensions);
     let JsonBody(Login { username, password }) =
         JsonBody::from_request(Request::from_parts(parts, body), &st).await?;
-    let ukey = format!("u:{}", username.to_lowercase());
-    let ikey = format!("ip:{}", ip.as_deref().unwrap_or("-"));
-    let keys = [ukey.as_str(), ikey.as_str()];
-    if let Some(wait) = st.throttle.check(&keys) {
-        return Err(PortalError::Throttled(wait));
-    }
-    let _permit = st
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| PortalError::Internal(e.to_string()))?;
+    // The account and its hash are read before the attempt is reserved; the hash is checked
+    // after, on the hashing pool, without the database lock.
     let name = username.clone();
-    let found = st
+    let (creds, usual) = st
         .db
         .run(move |c| {
             let creds = accounts::credentials(c, &name)?;
-            let (hash, ok_user) = match &creds {
-                Some((u, h, disabled)) => (h.clone(), (!disabled).then(|| u.clone())),
-                None => (accounts::decoy_hash().to_owned(), None),
+            let usual = match addr {
+                Some(a) => accounts::usual_address(c, &name, a, throttle::USUAL_ADDRESS_DAYS)?,
+                None => false,
             };
-            // Verified even for unknown or disabled accounts: same time either way.
-            let good = accounts::verify_password(&password, &hash);
-            Ok(ok_user.filter(|_| good))
+            Ok((creds, usual))
         })
         .await?;
-    let Some(user) = found else {
-        st.throttle.failed(&keys);
-        let ip2 = ip.clone();
-        st.db
-            .run(move |c| {
-                // The typed name is recorded only if such an account exists (a password typed
-                // into the name field must not end up in the log).
-                let actor = accounts::credentials(c, &username)?
-                    .map(|(u, _, _)| u.username)
-                    .unwrap_or_else(|| "unknown".into());
-                audit::record(c, &actor, "login_failed", "", ip2.as_deref())
-            })
-            .await?;
+    // Only an existing account's name is ever recorded (a password typed into the name
+    // field must not end up in the log).
+    let actor = creds
+        .as_ref()
+        .map_or_else(|| "unknown".to_owned(), |(u, _, _)| u.username.clone());
+    let attempt = match st.throttle.begin(addr, &username, usual) {
+        Ok(a) => a,
+        Err(refused) => {
+            if refused.first {
+                audit_async(&st, actor, "login_throttled", ip).await?;
+            }
+            return Err(PortalError::Throttled(refused.wait_secs));
+        }
+    };
+    let (hash, ok_user) = match creds {
+        Some((u, h, disabled)) => (h, (!disabled).then_some(u)),
+        None => (st.hasher.decoy().await?, None),
+    };
+    // Verified even for unknown or disabled accounts: same time either way.
+    let good = st.hasher.verify(password, hash).await;
+    let Some(user) = ok_user.filter(|_| good) else {
+        attempt.failed();
+        audit_async(&st, actor, "login_failed", ip).await?;
         return Err(PortalError::BadCredentials);
     };
-    st.throttle.succeeded(&keys);
+    attempt.succeeded();
     let uid = user.id;
     let actor = user.username.clone();
     let token = st
@@ -106,6 +107,17 @@ pub async fn login(State(st): State<AppState>, req: Request) -> Result<Response,
         HeaderValue::from_str(&cookie).map_err(|e| PortalError::Internal(e.to_string()))?,
     );
     Ok(resp)
+}
+
+async fn audit_async(
+    st: &AppState,
+    actor: String,
+    action: &'static str,
+    ip: Option<String>,
+) -> Result<(), PortalError> {
+    st.db
+        .run(move |c| audit::record(c, &actor, action, "", ip.as_deref()))
+        .await
 }
 
 pub async fn logout(
@@ -144,27 +156,49 @@ pub struct ChangePassword {
     new: String,
 }
 
+/// Guessing the current password here is throttled like sign-ins (same keys: a session
+/// left open must not become an unthrottled password oracle). The new password ends every
+/// other session and every API token of the account; this session stays.
 pub async fn change_password(
     State(st): State<AppState>,
     auth: Auth,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<ChangePassword>,
 ) -> Result<StatusCode, PortalError> {
-    let _permit = st
-        .hashing
-        .acquire()
-        .await
-        .map_err(|e| PortalError::Internal(e.to_string()))?;
     let name = auth.user.username.clone();
     let ip = auth.ip.clone();
+    let addr = ip.as_deref().and_then(|i| i.parse().ok());
+    let attempt = match st.throttle.begin(addr, &name, true) {
+        Ok(a) => a,
+        Err(refused) => {
+            if refused.first {
+                audit_async(&st, name, "password_change_throttled", ip).await?;
+            }
+            return Err(PortalError::Throttled(refused.wait_secs));
+        }
+    };
+    let n = name.clone();
+    let creds = st
+        .db
+        .run(move |c| accounts::credentials(c, &n))
+        .await?
+        .ok_or(PortalError::Unauthenticated)?;
+    if !st.hasher.verify(req.current, creds.1).await {
+        attempt.failed();
+        audit_async(&st, name, "password_change_failed", ip).await?;
+        return Err(PortalError::BadCredentials);
+    }
+    attempt.succeeded();
+    accounts::check_password(&req.new, &name)?;
+    let hash = st.hasher.hash(req.new).await?;
+    let keep = match auth.via {
+        Via::Cookie => auth::session_cookie(&headers),
+        Via::Token => None,
+    };
+    let uid = auth.user.id;
     st.db
         .run(move |c| {
-            let Some((u, hash, _)) = accounts::credentials(c, &name)? else {
-                return Err(PortalError::Unauthenticated);
-            };
-            if !accounts::verify_password(&req.current, &hash) {
-                return Err(PortalError::BadCredentials);
-            }
-            accounts::set_password(c, u.id, &req.new)?;
+            accounts::replace_password(c, uid, &hash, keep.as_deref())?;
             audit::record(c, &name, "password_changed", "", ip.as_deref())
         })
         .await?;

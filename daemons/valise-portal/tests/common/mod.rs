@@ -120,6 +120,17 @@ impl Portal {
         Client::new(self)
     }
 
+    /// A client whose connections come from `ip` (any 127.0.0.x on Linux loopback), for
+    /// tests that need several client addresses.
+    pub fn client_from(&self, ip: std::net::IpAddr) -> Client {
+        Client::with_local_address(self, Some(ip))
+    }
+
+    /// The portal's certificate (PEM), for tests that speak TLS themselves.
+    pub fn cert_pem(&self) -> &[u8] {
+        &self.cert
+    }
+
     /// A signed-in browser-like client.
     pub async fn login(&self, name: &str) -> Client {
         let mut c = self.client();
@@ -143,6 +154,10 @@ pub struct Client {
 
 impl Client {
     fn new(p: &Portal) -> Self {
+        Self::with_local_address(p, None)
+    }
+
+    fn with_local_address(p: &Portal, local: Option<std::net::IpAddr>) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         for c in rustls::pki_types::CertificateDer::pem_slice_iter(&p.cert) {
             roots.add(c.unwrap()).unwrap();
@@ -158,6 +173,7 @@ impl Client {
             .use_preconfigured_tls(tls)
             .resolve("localhost", p.addr)
             .redirect(reqwest::redirect::Policy::none())
+            .local_address(local)
             .build()
             .unwrap();
         let base = p.url("");
