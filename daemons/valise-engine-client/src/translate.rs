@@ -85,6 +85,32 @@ impl TranslateClient {
         target: &str,
     ) -> Result<TranslatedDocument, ClientError> {
         let (body, len) = crate::transport::body_from_file(path).await?;
+        self.document(body, len, format, source, target).await
+    }
+
+    /// [`Self::translate_document`] for a document already in memory (a snippet of HTML
+    /// sent as text, for instance).
+    pub async fn translate_document_bytes(
+        &self,
+        bytes: impl Into<bytes::Bytes>,
+        format: &str,
+        source: &str,
+        target: &str,
+    ) -> Result<TranslatedDocument, ClientError> {
+        let bytes = bytes.into();
+        let len = bytes.len() as u64;
+        let body = crate::transport::body_from_bytes(bytes);
+        self.document(body, len, format, source, target).await
+    }
+
+    async fn document(
+        &self,
+        body: crate::transport::Body,
+        len: u64,
+        format: &str,
+        source: &str,
+        target: &str,
+    ) -> Result<TranslatedDocument, ClientError> {
         let uri = format!(
             "/v1/translate/document?format={}&source={}&target={}",
             crate::transport::safe(format),

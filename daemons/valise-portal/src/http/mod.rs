@@ -65,16 +65,33 @@ pub fn router(state: AppState) -> Router {
             get(admin::retention).put(admin::set_retention),
         )
         .route("/api/admin/audit", get(admin::audit))
-        .route("/v1/audio/transcriptions", post(compat::transcriptions))
+        // The file routes stream their multipart body to disk under their own limits
+        // (`limits.max_upload`, `max_document`), not the small-body one.
+        .route(
+            "/v1/audio/transcriptions",
+            post(compat::transcriptions).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/v1/audio/translations",
+            post(compat::translations).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/v1/models", get(compat::models))
+        .route("/v1/models/{id}", get(compat::model))
+        .route("/v1/{*rest}", axum::routing::any(compat::not_found))
         .route("/translate", post(compat::translate))
         .route("/languages", get(compat::languages))
         .route("/detect", post(compat::detect))
-        .route("/translate_file", post(compat::translate_file))
+        .route(
+            "/translate_file",
+            post(compat::translate_file).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/frontend/settings", get(compat::frontend_settings))
         .route("/openapi.json", get(compat::openapi))
         .route("/assets/{file}", get(ui::asset))
         .route("/api/{*rest}", axum::routing::any(ui::api_not_found))
         .fallback(get(ui::index))
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(middleware::from_fn(compat::error_shapes))
         .layer(middleware::from_fn(security_headers))
         .with_state(state)
 }

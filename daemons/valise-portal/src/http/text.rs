@@ -55,6 +55,62 @@ pub async fn languages(State(st): State<AppState>, _auth: Auth) -> Result<Json<L
     }))
 }
 
+/// Most texts one request may carry (LibreTranslate's `q` as a list).
+pub const MAX_TEXTS: usize = 128;
+
+/// The text limit holds for a request as a whole: a list of texts counts all their
+/// characters, and carries at most [`MAX_TEXTS`] of them.
+pub fn check_texts(st: &AppState, texts: &[String]) -> Result<()> {
+    let max = st.config.limits.max_text_chars;
+    if texts.len() > MAX_TEXTS {
+        return Err(PortalError::TooLarge(format!(
+            "at most {MAX_TEXTS} texts per request"
+        )));
+    }
+    let chars: usize = texts.iter().map(|t| t.chars().count()).sum();
+    if chars > max {
+        return Err(PortalError::TooLarge(format!(
+            "at most {max} characters per request, all texts together"
+        )));
+    }
+    Ok(())
+}
+
+fn engine_error(e: valise_engine_client::ClientError) -> PortalError {
+    if e.is_unavailable() {
+        PortalError::EngineUnavailable("translation")
+    } else {
+        e.into()
+    }
+}
+
+/// Translates an HTML snippet or page through the engine's HTML document path (markup,
+/// attributes and scripts untouched), and records the fact in the audit log.
+pub async fn translate_html(
+    st: &AppState,
+    auth: &Auth,
+    html: String,
+    source: &str,
+    target: &str,
+) -> Result<String> {
+    let chars = html.chars().count();
+    check_texts(st, std::slice::from_ref(&html))?;
+    let doc = st
+        .translate
+        .translate_document_bytes(html.into_bytes(), "html", source, target)
+        .await
+        .map_err(engine_error)?;
+    let out = String::from_utf8(doc.bytes.to_vec())
+        .map_err(|_| PortalError::Internal("the engine's HTML is not UTF-8".into()))?;
+    let actor = auth.user.username.clone();
+    let ip = auth.ip.clone();
+    let detail = format!("chars={chars} html {source}->{target}");
+    st.db
+        .run(move |c| audit::record(c, &actor, "text_translated", &detail, ip.as_deref()))
+        .await?;
+    Ok(out)
+}
+
 /// Checks the size, calls the engine, records the fact (never the text) in the audit log.
 pub async fn translate_text(
     st: &AppState,
