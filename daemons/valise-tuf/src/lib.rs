@@ -4,12 +4,13 @@
 //!
 //! What exists: [`schema`] (metadata types), [`canonical`] (securesystemslib canonical
 //! JSON), [`crypto`] + [`verify`] (signatures with ring, thresholds), [`hashes`] (length and
-//! hash checks), [`trusted::TrustedSet`] (the state machine of spec 5.3–5.6 over bytes the
+//! hash checks), [`delegation`] (which paths a delegated role may sign for), [`trusted::TrustedSet`] (the state machine of spec 5.3–5.6 over bytes the
 //! caller fetched), [`limits`]. Fetching, the local store, the delegation search and the
 //! `valise-tuf-client` binary come later.
 
 pub mod canonical;
 pub mod crypto;
+pub mod delegation;
 pub mod error;
 pub mod hashes;
 pub mod limits;

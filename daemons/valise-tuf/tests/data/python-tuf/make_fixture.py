@@ -19,7 +19,7 @@ rsassa-pss-sha256, targets ecdsa-p256. Root v2 adds a third root key (ed25519), 
 2, signed by both v1 root keys and the new one. Timestamp lists snapshot with length and
 sha512 only; snapshot lists targets and role1 with length and sha256. Targets has two
 targets, one with a non-ASCII name and `custom` data with escapes, and delegates
-`models/*` to role1 (ed25519 key).
+`models/*/*` to role1 (ed25519 key).
 """
 
 import hashlib
@@ -121,7 +121,7 @@ def main() -> None:
         keys={r1_key.public_key.keyid: r1_key.public_key},
         roles={
             "role1": DelegatedRole(
-                "role1", [r1_key.public_key.keyid], 1, True, paths=["models/*"]
+                "role1", [r1_key.public_key.keyid], 1, True, paths=["models/*/*"]
             )
         },
     )
@@ -162,6 +162,9 @@ def main() -> None:
             f.write(CanonicalJSONSerializer().serialize(md.signed))
         # What was written verifies with python-tuf itself.
         Metadata.from_bytes(raw(md))
+    delegated = targets.signed.delegations.roles["role1"]
+    assert delegated.is_delegated_path("models/pt-en/model.bin")
+    assert not delegated.is_delegated_path("models/model.bin")
     root.verify_delegate("root", root2)
     root2.verify_delegate("root", root2)
     print("wrote", sorted(files))
