@@ -6,8 +6,9 @@
 //! JSON), [`crypto`] + [`verify`] (signatures with ring, thresholds), [`hashes`] (length and
 //! hash checks), [`delegation`] (which paths a delegated role may sign for), [`names`]
 //! (file names and URL paths from role and target names), [`trusted::TrustedSet`] (the
-//! state machine of spec 5.3–5.6 over bytes the caller fetched), [`limits`]. Fetching, the
-//! local store, the delegation search and the `valise-tuf-client` binary come later.
+//! state machine of spec 5.3–5.6 over bytes the caller fetched), [`store`] (trusted
+//! metadata on disk, verbatim, atomic), [`limits`]. Fetching, the delegation search and
+//! the `valise-tuf-client` binary come later.
 
 pub mod canonical;
 pub mod crypto;
@@ -17,6 +18,7 @@ pub mod hashes;
 pub mod limits;
 pub mod names;
 pub mod schema;
+pub mod store;
 pub mod trusted;
 pub mod verify;
 
