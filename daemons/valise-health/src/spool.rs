@@ -493,6 +493,11 @@ impl Spool {
             .sum()
     }
 
+    /// The `seq` the next [`Spool::push`] will return.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     pub fn stats(&self) -> &SpoolStats {
         &self.stats
     }

@@ -104,7 +104,7 @@ fn long_outage_stays_within_bound_and_keeps_the_newest() {
                 .push(Class::Health, at, &payload(i, health_len))
                 .expect("push"),
         );
-        if i % 120 == 0 {
+        if i.is_multiple_of(120) {
             events.push(
                 spool
                     .push(Class::Event, at, &payload(i, 300))
