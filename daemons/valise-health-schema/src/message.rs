@@ -47,6 +47,20 @@ impl JsonSchema for V1 {
     }
 }
 
+/// A list of at most `N` items: the bound of the schema's `maxItems`, enforced when reading.
+fn at_most<'de, D: Deserializer<'de>, T: Deserialize<'de>, const N: usize>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
+    let v = Vec::<T>::deserialize(d)?;
+    if v.len() > N {
+        return Err(serde::de::Error::invalid_length(
+            v.len(),
+            &format!("at most {N} items").as_str(),
+        ));
+    }
+    Ok(v)
+}
+
 // ---------------------------------------------------------------------------------------------
 // status
 
@@ -89,12 +103,15 @@ pub struct HealthMessage {
     pub boot_reason: BootReason,
     /// Every Valise unit: state and restart count (from systemd).
     #[schemars(length(max = 32))]
+    #[serde(deserialize_with = "at_most::<_, _, 32>")]
     pub units: Vec<UnitStatus>,
     /// Installed models.
     #[schemars(length(max = 64))]
+    #[serde(deserialize_with = "at_most::<_, _, 64>")]
     pub models: Vec<ModelStatus>,
     /// Installed bundles (the update repository's targets).
     #[schemars(length(max = 64))]
+    #[serde(deserialize_with = "at_most::<_, _, 64>")]
     pub bundles: Vec<BundleStatus>,
     /// The last update attempt; absent when the box never tried one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
