@@ -12,6 +12,8 @@ pub enum Error {
     },
     #[error("a spool record of {len} bytes is over the limit of {max}")]
     RecordTooLarge { len: usize, max: usize },
+    #[error("{path}: the spool is in use by another process")]
+    Locked { path: PathBuf },
     #[error("spool configuration: {0}")]
     Config(&'static str),
 }

@@ -6,6 +6,7 @@
 //!  <dir>/health/00000000000000000412.seg   (append-only; the last one is the active one)
 //!  <dir>/events/00000000000000000007.seg
 //!  <dir>/acked                             highest seq delivered (8 bytes LE + CRC-32)
+//!  <dir>/lock                              flock: one process at a time
 //!
 //!  record = len:u32 LE | crc32:u32 LE | seq:u64 LE | at:u64 LE | payload[len]
 //!           crc32 covers seq, at and payload
@@ -39,10 +40,13 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use nix::fcntl::{Flock, FlockArg};
+
 use crate::error::{Error, Result, io};
 
 const HEADER: usize = 24;
 const ACKED: &str = "acked";
+const LOCK: &str = "lock";
 
 /// Longest payload accepted: a health message is about 2 KiB.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
@@ -167,10 +171,11 @@ struct ClassState {
     active: Option<File>,
 }
 
-/// The spool directory, opened. One process at a time (the daemon's state directory is its
-/// own).
+/// The spool directory, opened. One process at a time: [`Spool::open`] takes an exclusive
+/// `flock` on `<dir>/lock`, held until the spool is dropped (or the process dies).
 #[derive(Debug)]
 pub struct Spool {
+    _lock: Flock<File>,
     dir: PathBuf,
     cfg: SpoolConfig,
     classes: [ClassState; 2],
@@ -231,7 +236,23 @@ impl Spool {
     pub fn open(dir: impl Into<PathBuf>, cfg: SpoolConfig, now: u64) -> Result<Self> {
         cfg.check()?;
         let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let lock_path = dir.join(LOCK);
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        let lock = match Flock::lock(lock_file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(Error::Locked { path: dir });
+            }
+            Err((_, errno)) => return Err(io(&lock_path)(errno.into())),
+        };
         let mut spool = Self {
+            _lock: lock,
             acked: read_acked(&dir.join(ACKED)),
             dir,
             cfg,

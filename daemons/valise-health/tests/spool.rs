@@ -371,3 +371,15 @@ fn schema_messages_go_through_the_spool_and_come_back_marked_replayed() {
         assert_eq!(json["replayed"], serde_json::Value::Bool(true));
     }
 }
+
+#[test]
+fn a_second_opener_is_refused_while_the_first_holds_the_spool() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spool = Spool::open(dir.path(), small(), T0).expect("open");
+    match Spool::open(dir.path(), small(), T0) {
+        Err(valise_health::Error::Locked { .. }) => {}
+        other => panic!("a second open must be refused: {other:?}"),
+    }
+    drop(spool);
+    Spool::open(dir.path(), small(), T0).expect("free again once the first is dropped");
+}
