@@ -5,7 +5,8 @@
 //!  <dir>/health/00000000000000000001.seg   segments of one class, named by their first seq
 //!  <dir>/health/00000000000000000412.seg   (append-only; the last one is the active one)
 //!  <dir>/events/00000000000000000007.seg
-//!  <dir>/acked                             highest seq delivered (8 bytes LE + CRC-32)
+//!  <dir>/acked                             highest seq delivered, highest seq handed out
+//!                                          (2 × u64 LE + CRC-32)
 //!  <dir>/lock                              flock: one process at a time
 //!
 //!  record = len:u32 LE | crc32:u32 LE | seq:u64 LE | at:u64 LE | payload[len]
@@ -251,16 +252,17 @@ impl Spool {
             }
             Err((_, errno)) => return Err(io(&lock_path)(errno.into())),
         };
+        let (acked, high) = read_state(&dir.join(ACKED));
         let mut spool = Self {
             _lock: lock,
-            acked: read_acked(&dir.join(ACKED)),
+            acked,
             dir,
             cfg,
             classes: Default::default(),
             next_seq: 1,
             stats: SpoolStats::default(),
         };
-        let mut max_seq = spool.acked;
+        let mut max_seq = acked.max(high);
         for class in Class::ALL {
             let cdir = spool.dir.join(class.dir_name());
             fs::create_dir_all(&cdir).map_err(io(&cdir))?;
@@ -472,19 +474,7 @@ impl Spool {
             return Ok(());
         }
         self.acked = seq.min(self.next_seq.saturating_sub(1));
-        let path = self.dir.join(ACKED);
-        let tmp = self.dir.join("acked.tmp");
-        let mut bytes = self.acked.to_le_bytes().to_vec();
-        bytes.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&bytes).map_err(io(&tmp))?;
-        if self.cfg.fsync {
-            f.sync_all().map_err(io(&tmp))?;
-        }
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        if self.cfg.fsync {
-            sync_dir(&self.dir)?;
-        }
+        self.write_state()?;
         let acked = self.acked;
         for state in &mut self.classes {
             for seg in &mut state.segments {
@@ -598,11 +588,36 @@ impl Spool {
         Ok(())
     }
 
+    /// Replaces `<dir>/acked`: the highest delivered seq and the highest seq handed out, so
+    /// numbering resumes above it even when every segment is gone.
+    fn write_state(&self) -> Result<()> {
+        let path = self.dir.join(ACKED);
+        let tmp = self.dir.join("acked.tmp");
+        let mut bytes = self.acked.to_le_bytes().to_vec();
+        bytes.extend_from_slice(&self.next_seq.saturating_sub(1).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&bytes).to_le_bytes());
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&bytes).map_err(io(&tmp))?;
+        if self.cfg.fsync {
+            f.sync_all().map_err(io(&tmp))?;
+        }
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        if self.cfg.fsync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(())
+    }
+
     fn drop_front(&mut self, class: Class, for_space: bool) -> Result<()> {
         let state = &mut self.classes[class.index()];
         let Some(seg) = state.segments.pop_front() else {
             return Ok(());
         };
+        if seg.len > 0 {
+            // Its seqs may be the highest handed out: keep the mark before they are gone.
+            self.write_state()?;
+        }
+        let state = &mut self.classes[class.index()];
         if state.segments.is_empty() {
             state.active = None;
         }
@@ -623,22 +638,26 @@ impl Spool {
     }
 }
 
-/// The highest delivered seq; 0 (replay everything) when missing or damaged.
-fn read_acked(path: &Path) -> u64 {
+/// `(highest delivered seq, highest seq handed out)`; `(0, 0)` when missing or damaged (then
+/// everything on disk is replayed again: duplicates, never losses).
+fn read_state(path: &Path) -> (u64, u64) {
     let Ok(bytes) = fs::read(path) else {
-        return 0;
+        return (0, 0);
     };
-    let (Some(v), Some(sum)) = (bytes.get(..8), bytes.get(8..12)) else {
-        return 0;
+    let word = |r: std::ops::Range<usize>| -> Option<u64> {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(bytes.get(r)?);
+        Some(u64::from_le_bytes(b))
+    };
+    let (Some(acked), Some(high), Some(sum)) = (word(0..8), word(8..16), bytes.get(16..20)) else {
+        return (0, 0);
     };
     let mut s = [0u8; 4];
     s.copy_from_slice(sum);
-    if crc32fast::hash(v) != u32::from_le_bytes(s) {
-        return 0;
+    if bytes.len() != 20 || crc32fast::hash(&bytes[..16]) != u32::from_le_bytes(s) {
+        return (0, 0);
     }
-    let mut b = [0u8; 8];
-    b.copy_from_slice(v);
-    u64::from_le_bytes(b)
+    (acked, high)
 }
 
 #[cfg(test)]
