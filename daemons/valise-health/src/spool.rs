@@ -439,7 +439,9 @@ impl Spool {
         }
     }
 
-    /// Every pending record, in `seq` order (what a reconnect replays).
+    /// Every pending record, in `seq` order, read at once (up to `max_bytes` in memory: for
+    /// tests and tools; the daemon replays one record at a time with [`Spool::front`] and
+    /// [`Spool::ack`]).
     pub fn records(&mut self, now: u64) -> Result<Vec<Record>> {
         self.expire(now)?;
         let mut all = Vec::new();
