@@ -346,13 +346,9 @@ fn loopback(third: u8, range: std::ops::RangeInclusive<u8>) -> Vec<Ipv4Addr> {
 }
 
 fn inputs_left(dir: &Path) -> usize {
-    let jobs = dir.join("data/jobs");
-    std::fs::read_dir(jobs)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.path().join("input").exists())
-                .count()
-        })
+    // Uploads stream into `data/incoming/<id>` until they become jobs.
+    std::fs::read_dir(dir.join("data/incoming"))
+        .map(|d| d.flatten().filter(|e| e.path().is_file()).count())
         .unwrap_or(0)
 }
 
@@ -417,7 +413,11 @@ async fn idle_handshakes_from_many_addresses_do_not_stop_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_uploads_do_not_stop_others_and_are_cut() {
-    let p = Arc::new(Portal::start(TEST_LIMITS));
+    // The per-user job limit would refuse all but 20 of one user's uploads: lift it, so that
+    // the portal really holds a thousand uploads in flight.
+    let p = Arc::new(Portal::start(&format!(
+        "[limits]\nmax_jobs_per_user = 5000\n{TEST_LIMITS}"
+    )));
     let c = p.connector();
     // 1024 uploads from 32 addresses (32 each), one byte a second.
     let ready = Arc::new(AtomicUsize::new(0));
