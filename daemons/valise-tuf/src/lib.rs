@@ -14,12 +14,15 @@ pub mod canonical;
 pub mod crypto;
 pub mod delegation;
 pub mod error;
+pub mod fetch;
 pub mod hashes;
 pub mod limits;
 pub mod names;
 pub mod schema;
 pub mod store;
+pub mod time;
 pub mod trusted;
+pub mod updater;
 pub mod verify;
 
 pub use error::Error;
