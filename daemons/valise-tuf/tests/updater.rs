@@ -341,3 +341,34 @@ fn expired_timestamp_refused_when_clock_goes_back() {
     up3.refresh_with_floor(&floor3, t("2026-12-05T00:00:00Z"))
         .expect("clock corrected");
 }
+
+#[test]
+fn python_tuf_repository_refreshes() {
+    // The repository python-tuf 7.0.1 wrote (tests/data/python-tuf), read as a USB copy:
+    // root chain 1 → 2, timestamp, 1.snapshot.json, 1.targets.json, stored byte for byte.
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/python-tuf");
+    let md = |n: &str| fs::read(dir.join("metadata").join(n)).expect("fixture");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let store = MetadataStore::open(tmp.path()).expect("store");
+    store.write("root", &md("1.root.json")).expect("root");
+    let set = Updater::new(DirFetch::new(&dir), store.clone())
+        .refresh(now())
+        .expect("refresh");
+    assert_eq!(set.root().common().version, 2);
+    assert_eq!(
+        store.read("root").expect("r").expect("root"),
+        md("2.root.json")
+    );
+    assert_eq!(
+        store.read("timestamp").expect("r").expect("ts"),
+        md("timestamp.json")
+    );
+    assert_eq!(
+        store.read("snapshot").expect("r").expect("sn"),
+        md("1.snapshot.json")
+    );
+    assert_eq!(
+        store.read("targets").expect("r").expect("tg"),
+        md("1.targets.json")
+    );
+}
