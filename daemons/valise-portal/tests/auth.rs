@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use common::{PASSWORD, Portal};
 use reqwest::{Method, StatusCode};
-use rustls::pki_types::pem::PemObject;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -66,18 +65,7 @@ async fn simultaneous_guesses_cannot_race_past_the_throttle() {
     config.connections.max_per_address = 256;
     let p = Portal::start_with(dir, config).await;
     p.add_user("alice", false);
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls::pki_types::CertificateDer::pem_slice_iter(p.cert_pem()) {
-        roots.add(c.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let tls = Arc::new(tls);
+    let tls = Arc::new(common::tls_trusting(p.cert_pem(), &[b"http/1.1"]));
     let mut held = Vec::new();
     for i in 0..150 {
         let pw = if i == 149 {

@@ -90,6 +90,23 @@ pub fn wait_for_socket(child: &mut Child, path: &Path, limit: Duration) {
     }
 }
 
+/// Waits until `addr` accepts TCP connections (a server started by a test is ready), while
+/// `child` is still alive; an early exit fails with the server's log at `log`.
+pub fn wait_for_port(child: &mut Child, addr: std::net::SocketAddr, log: &Path, name: &str) {
+    let start = Instant::now();
+    while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("{name} exited ({status}): {log}");
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{name} did not listen on {addr}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `ffmpeg -y -hide_banner -loglevel error -nostdin <args>` (Debian's) to make a fixture;
 /// fails the test with ffmpeg's stderr, or a clear message when it is not installed.
 pub fn ffmpeg(args: &[&str]) {

@@ -2,7 +2,7 @@
 //! the certificate's common name as the user name and an ACL file, started by a test and
 //! stopped by its PID when dropped; and its real command-line clients.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -85,19 +85,13 @@ impl Mosquitto {
             .spawn()
             .unwrap();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let start = Instant::now();
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log =
-                    std::fs::read_to_string(dir.path().join("mosquitto.log")).unwrap_or_default();
-                panic!("mosquitto exited ({status}): {log}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "mosquitto did not listen"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        // Ready when it accepts connections; an early exit is a configuration error.
+        crate::wait_for_port(
+            &mut child,
+            addr,
+            &dir.path().join("mosquitto.log"),
+            "mosquitto",
+        );
         Mosquitto {
             child,
             addr,

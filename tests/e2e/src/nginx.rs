@@ -5,10 +5,9 @@
 //! `GET /whoami` answers `valise-ok <client subject DN>`; with [`NginxTls::root`] everything
 //! else is served from that directory.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// What nginx presents and what it requires.
 #[derive(Debug, Clone)]
@@ -110,19 +109,8 @@ http {{
             .spawn()
             .unwrap();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let start = Instant::now();
         // Ready when it accepts connections; an early exit is a configuration error.
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if let Some(status) = child.try_wait().unwrap() {
-                let log = std::fs::read_to_string(dir.path().join("error.log")).unwrap_or_default();
-                panic!("nginx exited ({status}): {log}");
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "nginx did not listen on {addr}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        crate::wait_for_port(&mut child, addr, &dir.path().join("error.log"), "nginx");
         Nginx { child, addr, dir }
     }
 

@@ -158,17 +158,7 @@ impl Client {
     }
 
     fn with_local_address(p: &Portal, local: Option<std::net::IpAddr>) -> Self {
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::CertificateDer::pem_slice_iter(&p.cert) {
-            roots.add(c.unwrap()).unwrap();
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let tls = tls_trusting(&p.cert, &[b"h2", b"http/1.1"]);
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .resolve("localhost", p.addr)
@@ -268,19 +258,27 @@ pub fn wav(seconds: f32) -> Vec<u8> {
     v
 }
 
-/// An HTTPS client that trusts `cert_pem` and sends `localhost` to `addr` (for portals
-/// started as processes).
-pub fn https_client(cert_pem: &[u8], addr: SocketAddr) -> reqwest::Client {
+/// A rustls client configuration that trusts only `cert_pem` (the portal's certificate) and
+/// offers `alpn` (e.g. `[b"h2", b"http/1.1"]`; empty for none).
+pub fn tls_trusting(cert_pem: &[u8], alpn: &[&[u8]]) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem) {
         roots.add(c.unwrap()).unwrap();
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    tls.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tls
+}
+
+/// An HTTPS client that trusts `cert_pem` and sends `localhost` to `addr` (for portals
+/// started as processes).
+pub fn https_client(cert_pem: &[u8], addr: SocketAddr) -> reqwest::Client {
+    let tls = tls_trusting(cert_pem, &[]);
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .resolve("localhost", addr)

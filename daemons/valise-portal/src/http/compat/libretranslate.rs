@@ -276,15 +276,12 @@ pub async fn translate_file(State(st): State<AppState>, req: Request) -> Result<
     {
         auth = Some(key_auth(&st, &parts, &key).await?);
     }
-    let form = Multipart::from_request(Request::from_parts(parts.clone(), body), &st)
-        .await
-        .map_err(|e| PortalError::BadRequest(e.body_text()))?;
     let Form {
         auth,
         upload,
         filename,
         fields,
-    } = read_form(&st, &parts, auth, Kind::Document, form).await?;
+    } = read_form(&st, &parts, body, auth, Kind::Document).await?;
     let target = match field(&fields, "target") {
         Some(t) => t.to_owned(),
         None => {

@@ -63,16 +63,22 @@ struct Form {
     fields: Vec<(String, String)>,
 }
 
-/// Reads a multipart form: the `file` field streams into a new job's directory, the other
-/// fields (bounded) are returned. Without `auth` (no token in the headers), an `api_key`
+/// Reads the multipart form of `body`: the `file` field streams into a new job's directory,
+/// the other fields (bounded) are returned. Without `auth` (no token in the headers), an `api_key`
 /// field before the file authenticates the request, as LibreTranslate's clients send it.
 async fn read_form(
     st: &AppState,
     parts: &Parts,
+    body: Body,
     mut auth: Option<Auth>,
     kind: Kind,
-    mut form: Multipart,
 ) -> Result<Form> {
+    let mut form = <Multipart as axum::extract::FromRequest<AppState>>::from_request(
+        Request::from_parts(parts.clone(), body),
+        st,
+    )
+    .await
+    .map_err(|e| PortalError::BadRequest(e.body_text()))?;
     let mut saved: Option<(Incoming, String)> = None;
     let mut fields = Vec::new();
     let result: Result<()> = async {

@@ -4,7 +4,7 @@
 //! model; `/v1/models` lists `whisper-1` (that default, under OpenAI's name) and the models
 //! installed on the box.
 
-use axum::extract::{Multipart, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use serde_json::{Value, json};
@@ -46,18 +46,12 @@ async fn speech(
     translate: bool,
 ) -> Result<Response> {
     let (parts, body) = req.into_parts();
-    let form = <Multipart as axum::extract::FromRequest<AppState>>::from_request(
-        Request::from_parts(parts.clone(), body),
-        &st,
-    )
-    .await
-    .map_err(|e| PortalError::BadRequest(e.body_text()))?;
     let Form {
         auth,
         upload,
         filename,
         fields,
-    } = read_form(&st, &parts, Some(auth), Kind::Transcription, form).await?;
+    } = read_form(&st, &parts, body, Some(auth), Kind::Transcription).await?;
     let format = field(&fields, "response_format")
         .unwrap_or("json")
         .to_owned();
