@@ -7,19 +7,24 @@
 //! hash checks), [`delegation`] (which paths a delegated role may sign for), [`names`]
 //! (file names and URL paths from role and target names), [`trusted::TrustedSet`] (the
 //! state machine of spec 5.3–5.6 over bytes the caller fetched), [`store`] (trusted
-//! metadata on disk, verbatim, atomic), [`limits`]. Fetching, the delegation search and
-//! the `valise-tuf-client` binary come later.
+//! metadata on disk, verbatim, atomic), [`limits`], [`time`] (reference time from a
+//! persisted floor), [`fetch`] (`Fetch`, `DirFetch` for USB copies), [`updater`] (refresh
+//! of the top-level roles over a `Fetch`). HTTP, the delegation search, target downloads
+//! and the `valise-tuf-client` binary come later.
 
 pub mod canonical;
 pub mod crypto;
 pub mod delegation;
 pub mod error;
+pub mod fetch;
 pub mod hashes;
 pub mod limits;
 pub mod names;
 pub mod schema;
 pub mod store;
+pub mod time;
 pub mod trusted;
+pub mod updater;
 pub mod verify;
 
 pub use error::Error;

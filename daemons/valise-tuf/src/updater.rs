@@ -1,0 +1,202 @@
+//! One metadata refresh (spec 1.0.x §5.3–5.6, top-level roles only) over a [`Fetch`]: the
+//! trusted root from the [`MetadataStore`], the root chain `N+1.root.json` up to
+//! [`MAX_ROOT_ROTATIONS`] steps, then timestamp, snapshot (`N.snapshot.json` with consistent
+//! snapshots) and targets. Each verified file is written to the store as it was fetched;
+//! nothing is written for a step that fails. Local timestamp/snapshot/targets are loaded
+//! first (python-tuf's `Updater._load_*`, read, not copied) so rollback checks compare
+//! against them, and a local snapshot or targets that is still the version listed is used
+//! without fetching. Delegated roles, target downloads and HTTP come later.
+
+use std::io;
+
+use time::OffsetDateTime;
+
+use crate::error::Error;
+use crate::fetch::{Fetch, FetchError};
+use crate::limits::{
+    MAX_ROOT_ROTATIONS, MAX_ROOT_SIZE, MAX_SNAPSHOT_SIZE, MAX_TARGETS_SIZE, MAX_TIMESTAMP_SIZE,
+};
+use crate::names;
+use crate::store::MetadataStore;
+use crate::time::TimeFloor;
+use crate::trusted::{TimestampUpdate, TrustedSet};
+
+/// Why a refresh failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// The store holds no trusted root (the box was not initialised).
+    #[error("no trusted root in the metadata store")]
+    NoTrustedRoot,
+    /// Metadata refused by a rule of the spec.
+    #[error(transparent)]
+    Tuf(#[from] Error),
+    /// A file could not be fetched.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// The store or the time floor could not be read or written.
+    #[error("local state: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// The refresher of one box: a source and the box's metadata store.
+#[derive(Debug)]
+pub struct Updater<F> {
+    fetch: F,
+    store: MetadataStore,
+    max_root_rotations: u64,
+}
+
+fn same_keys(a: &crate::schema::Root, b: &crate::schema::Root, role: &str) -> bool {
+    match (a.roles.get(role), b.roles.get(role)) {
+        (Some(x), Some(y)) => {
+            let mut kx = x.keyids.clone();
+            let mut ky = y.keyids.clone();
+            kx.sort();
+            ky.sort();
+            kx == ky && kx.iter().all(|id| a.keys.get(id) == b.keys.get(id))
+        }
+        _ => false,
+    }
+}
+
+impl<F: Fetch> Updater<F> {
+    /// An updater reading from `fetch` and keeping trusted metadata in `store`.
+    pub fn new(fetch: F, store: MetadataStore) -> Self {
+        Updater {
+            fetch,
+            store,
+            max_root_rotations: MAX_ROOT_ROTATIONS,
+        }
+    }
+
+    /// Caps the number of root versions walked in one refresh.
+    pub fn with_max_root_rotations(mut self, n: u64) -> Self {
+        self.max_root_rotations = n;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &MetadataStore {
+        &self.store
+    }
+
+    /// A refresh at the reference time of `floor` for this `clock` reading; the floor is
+    /// raised to that reference time only when the refresh succeeds.
+    pub fn refresh_with_floor(
+        &self,
+        floor: &TimeFloor,
+        clock: OffsetDateTime,
+    ) -> Result<TrustedSet, UpdateError> {
+        let (reference, _) = floor.reference_time(clock)?;
+        let set = self.refresh(reference)?;
+        floor.raise(reference)?;
+        Ok(set)
+    }
+
+    /// Spec 5.3–5.6 for the top-level roles at `reference_time`.
+    pub fn refresh(&self, reference_time: OffsetDateTime) -> Result<TrustedSet, UpdateError> {
+        let root = self.store.read("root")?.ok_or(UpdateError::NoTrustedRoot)?;
+        let mut set = TrustedSet::new(&root, reference_time)?;
+        self.load_root_chain(&mut set)?;
+        self.load_timestamp(&mut set)?;
+        self.load_snapshot(&mut set)?;
+        self.load_targets(&mut set)?;
+        Ok(set)
+    }
+
+    /// Spec 5.3: `N+1.root.json` until there is none; each step stored; 5.3.11.
+    fn load_root_chain(&self, set: &mut TrustedSet) -> Result<(), UpdateError> {
+        let first = set.root().signed.clone();
+        let start = set.root().common().version;
+        for _ in 0..self.max_root_rotations {
+            let next = set.root().common().version.saturating_add(1);
+            let name = names::metadata_url_path("root", Some(next))?;
+            let bytes = match self.fetch.metadata(&name, MAX_ROOT_SIZE) {
+                Ok(b) => b,
+                Err(FetchError::NotFound(_)) => break,
+                Err(e) => return Err(e.into()),
+            };
+            set.update_root(&bytes)?;
+            self.store.write("root", &bytes)?;
+        }
+        if set.root().common().version != start {
+            let new = &set.root().signed;
+            // Spec 5.3.11: timestamp or snapshot keys rotated → delete both trusted files, so
+            // a rotation can recover from a fast-forward attack.
+            if !same_keys(&first, new, "timestamp") || !same_keys(&first, new, "snapshot") {
+                self.store.remove("timestamp")?;
+                self.store.remove("snapshot")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Spec 5.4: local timestamp first (errors ignored: it only sets the rollback floor),
+    /// then the repository's.
+    fn load_timestamp(&self, set: &mut TrustedSet) -> Result<(), UpdateError> {
+        if let Some(local) = self.store.read("timestamp")? {
+            let _ = set.update_timestamp(&local);
+        }
+        let bytes = self.fetch.metadata("timestamp.json", MAX_TIMESTAMP_SIZE)?;
+        if set.update_timestamp(&bytes)? == TimestampUpdate::Updated {
+            self.store.write("timestamp", &bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Spec 5.5: the local snapshot if it is still the listed version, else the repository's.
+    fn load_snapshot(&self, set: &mut TrustedSet) -> Result<(), UpdateError> {
+        if let Some(local) = self.store.read("snapshot")?
+            && set.update_snapshot(&local, true).is_ok()
+        {
+            return Ok(());
+        }
+        let meta = set
+            .timestamp()
+            .ok_or_else(|| Error::Workflow("no trusted timestamp".into()))?
+            .signed
+            .snapshot_meta()
+            .clone();
+        let version = set
+            .root()
+            .signed
+            .consistent_snapshot
+            .then_some(meta.version);
+        let name = names::metadata_url_path("snapshot", version)?;
+        let bytes = self
+            .fetch
+            .metadata(&name, meta.length.unwrap_or(MAX_SNAPSHOT_SIZE))?;
+        set.update_snapshot(&bytes, false)?;
+        self.store.write("snapshot", &bytes)?;
+        Ok(())
+    }
+
+    /// Spec 5.6: top-level targets, local if still the listed version.
+    fn load_targets(&self, set: &mut TrustedSet) -> Result<(), UpdateError> {
+        if let Some(local) = self.store.read("targets")?
+            && set.update_targets(&local).is_ok()
+        {
+            return Ok(());
+        }
+        let meta = set
+            .snapshot()
+            .ok_or_else(|| Error::Workflow("no trusted snapshot".into()))?
+            .signed
+            .meta
+            .get("targets.json")
+            .ok_or_else(|| Error::Workflow("snapshot does not list targets.json".into()))?
+            .clone();
+        let version = set
+            .root()
+            .signed
+            .consistent_snapshot
+            .then_some(meta.version);
+        let name = names::metadata_url_path("targets", version)?;
+        let bytes = self
+            .fetch
+            .metadata(&name, meta.length.unwrap_or(MAX_TARGETS_SIZE))?;
+        set.update_targets(&bytes)?;
+        self.store.write("targets", &bytes)?;
+        Ok(())
+    }
+}
