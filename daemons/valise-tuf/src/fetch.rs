@@ -1,11 +1,14 @@
 //! Where metadata and targets come from: the [`Fetch`] trait, and [`DirFetch`] for a copy of
-//! the repository on a USB stick (`valisectl update apply DIR`). HTTP comes later. A fetcher
+//! the repository on a USB stick (`valisectl update apply DIR`), and [`http::HttpFetch`] for the
+//! repository over HTTPS with mutual TLS. A fetcher
 //! caps what it reads (at most `limit + 1` bytes, so "too long" is known without reading an
 //! endless file); the trusted set then checks lengths, hashes and signatures.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
+
+pub mod http;
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +22,10 @@ pub enum FetchError {
     /// A name that would leave the repository, or a file that is not a regular file inside it.
     #[error("{name}: refused: {why}")]
     Refused { name: String, why: String },
+    /// Too slow: no byte within the idle timeout, fewer bytes than the minimum throughput in a
+    /// window, or past the overall time limit (slow-retrieval defence).
+    #[error("{name}: too slow: {why}")]
+    TooSlow { name: String, why: String },
     /// Any other I/O error.
     #[error("{name}: {source}")]
     Io {

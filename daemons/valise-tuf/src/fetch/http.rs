@@ -1,0 +1,365 @@
+//! [`HttpFetch`]: the repository over HTTPS with mutual TLS (the box presents its certificate;
+//! the rustls configuration comes from `valise_pki::tls::client_config`, so the server name,
+//! the CA and the CRLs are checked there). `DESIGN.md` §3.3 limits, enforced while the body
+//! streams: at most `limit + 1` bytes read, a connect timeout, an idle timeout (no byte for
+//! that long), a minimum throughput per window after a grace period, and an overall time
+//! limit per file. Redirects are not followed (a 3xx is refused). HTTP Range resume is not
+//! here yet.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::{StatusCode, Url};
+use tokio::time::Instant;
+
+use super::{Fetch, FetchError};
+
+/// Time and throughput limits for one file (`DESIGN.md` §3.3).
+#[derive(Debug, Clone)]
+pub struct HttpLimits {
+    /// TCP connect and TLS handshake.
+    pub connect_timeout: Duration,
+    /// No byte (headers or body) for this long: abort.
+    pub idle_timeout: Duration,
+    /// Whole request, headers and body, per file.
+    pub total_timeout: Duration,
+    /// Fewer than `min_bytes_per_window` bytes in a `window`: abort (slow retrieval).
+    pub min_bytes_per_window: u64,
+    pub window: Duration,
+    /// No throughput check before this much time has passed since the request began.
+    pub grace: Duration,
+}
+
+impl Default for HttpLimits {
+    /// §3.3's defaults: 15 s connect, 60 s idle, 8 KiB/s averaged over 60 s after 30 s grace.
+    /// The total is the 6 h check deadline (a target of several GiB at a slow post).
+    fn default() -> Self {
+        HttpLimits {
+            connect_timeout: Duration::from_secs(15),
+            idle_timeout: Duration::from_secs(60),
+            total_timeout: Duration::from_secs(6 * 3600),
+            min_bytes_per_window: 8 * 1024 * 60,
+            window: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The repository at `base`: `base/metadata/<name>`, `base/targets/<path>`.
+#[derive(Debug)]
+pub struct HttpFetch {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    base: Url,
+    limits: HttpLimits,
+}
+
+fn io_err(name: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> FetchError {
+    FetchError::Io {
+        name: name.to_owned(),
+        source: std::io::Error::other(e),
+    }
+}
+
+fn slow(name: &str, why: String) -> FetchError {
+    FetchError::TooSlow {
+        name: name.to_owned(),
+        why,
+    }
+}
+
+impl HttpFetch {
+    /// Over HTTPS only, with `tls` (mutual TLS: it carries the box's certificate).
+    pub fn new(
+        base: &str,
+        tls: Arc<rustls::ClientConfig>,
+        limits: HttpLimits,
+    ) -> Result<Self, FetchError> {
+        let url = Url::parse(base).map_err(|e| io_err(base, e))?;
+        if url.scheme() != "https" {
+            return Err(FetchError::Refused {
+                name: base.to_owned(),
+                why: "the repository URL must be https".to_owned(),
+            });
+        }
+        let builder = reqwest::Client::builder()
+            .https_only(true)
+            .use_preconfigured_tls((*tls).clone());
+        Self::build(url, builder, limits)
+    }
+
+    /// Plain HTTP, for the unit tests' scripted servers only.
+    #[cfg(test)]
+    fn plain_http_for_tests(base: &str, limits: HttpLimits) -> Self {
+        let url = Url::parse(base).expect("test URL");
+        // reqwest's build wants a TLS configuration even for plain HTTP (no default provider).
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth();
+        let builder = reqwest::Client::builder().use_preconfigured_tls(tls);
+        Self::build(url, builder, limits).expect("client")
+    }
+
+    fn build(
+        mut base: Url,
+        builder: reqwest::ClientBuilder,
+        limits: HttpLimits,
+    ) -> Result<Self, FetchError> {
+        if base.cannot_be_a_base() {
+            return Err(FetchError::Refused {
+                name: base.to_string(),
+                why: "not a base URL".to_owned(),
+            });
+        }
+        // Segments are appended below; a trailing empty segment would give `//`.
+        if let Ok(mut segs) = base.path_segments_mut() {
+            segs.pop_if_empty();
+        }
+        let client = builder
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(limits.connect_timeout)
+            .no_proxy()
+            .build()
+            .map_err(|e| io_err(base.as_str(), e))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| io_err(base.as_str(), e))?;
+        Ok(HttpFetch {
+            client,
+            runtime,
+            base,
+            limits,
+        })
+    }
+
+    /// `base/<dir>/<name>`, `name` a plain relative path, each segment percent-encoded.
+    fn url(&self, dir: &str, name: &str) -> Result<Url, FetchError> {
+        let plain = !name.is_empty()
+            && name
+                .split('/')
+                .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains(['\\', '\0']));
+        if !plain {
+            return Err(FetchError::Refused {
+                name: name.to_owned(),
+                why: "not a plain relative path".to_owned(),
+            });
+        }
+        let mut url = self.base.clone();
+        url.path_segments_mut()
+            .map_err(|()| io_err(name, "not a base URL"))?
+            .push(dir)
+            .extend(name.split('/'));
+        Ok(url)
+    }
+
+    fn get(&self, dir: &str, name: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let url = self.url(dir, name)?;
+        let total = self.limits.total_timeout;
+        self.runtime.block_on(async {
+            match tokio::time::timeout(total, self.stream(url, name, limit)).await {
+                Ok(r) => r,
+                Err(_) => Err(slow(name, format!("not done within {total:?}"))),
+            }
+        })
+    }
+
+    async fn stream(&self, url: Url, name: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let l = &self.limits;
+        let start = Instant::now();
+        let resp = match tokio::time::timeout(l.idle_timeout, self.client.get(url).send()).await {
+            Err(_) => {
+                return Err(slow(
+                    name,
+                    format!("no response within {:?}", l.idle_timeout),
+                ));
+            }
+            Ok(Err(e)) => return Err(io_err(name, e)),
+            Ok(Ok(r)) => r,
+        };
+        match resp.status() {
+            StatusCode::OK => {}
+            StatusCode::NOT_FOUND => return Err(FetchError::NotFound(name.to_owned())),
+            s => {
+                return Err(FetchError::Refused {
+                    name: name.to_owned(),
+                    why: format!("HTTP status {s}"),
+                });
+            }
+        }
+        let too_large = || FetchError::TooLarge {
+            name: name.to_owned(),
+            limit,
+        };
+        // A declared length over the limit is refused before reading; the body is capped
+        // anyway, whatever the header says.
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+        let mut resp = resp;
+        let mut out = Vec::new();
+        let mut window_start = start;
+        let mut window_bytes: u64 = 0;
+        loop {
+            let check_at = window_start + l.window;
+            let wait_until = check_at.min(Instant::now() + l.idle_timeout);
+            match tokio::time::timeout_at(wait_until, resp.chunk()).await {
+                Ok(Ok(Some(chunk))) => {
+                    let room = (limit + 1).saturating_sub(out.len() as u64);
+                    let take = (chunk.len() as u64).min(room) as usize;
+                    out.extend_from_slice(&chunk[..take]);
+                    window_bytes += chunk.len() as u64;
+                    if out.len() as u64 > limit {
+                        return Err(too_large());
+                    }
+                }
+                Ok(Ok(None)) => return Ok(out),
+                Ok(Err(e)) => return Err(io_err(name, e)),
+                Err(_) if Instant::now() < check_at => {
+                    return Err(slow(name, format!("no byte for {:?}", l.idle_timeout)));
+                }
+                Err(_) => {}
+            }
+            let now = Instant::now();
+            if now >= check_at {
+                if now.duration_since(start) >= l.grace && window_bytes < l.min_bytes_per_window {
+                    return Err(slow(
+                        name,
+                        format!(
+                            "{window_bytes} bytes in {:?}, fewer than {}",
+                            l.window, l.min_bytes_per_window
+                        ),
+                    ));
+                }
+                window_start = now;
+                window_bytes = 0;
+            }
+        }
+    }
+}
+
+impl Fetch for HttpFetch {
+    fn metadata(&self, name: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
+        self.get("metadata", name, max_len)
+    }
+
+    fn target(&self, path: &str, length: u64) -> Result<Vec<u8>, FetchError> {
+        self.get("targets", path, length)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::time::Duration;
+
+    /// A one-connection HTTP/1.1 server that answers any request with `head`, then writes
+    /// `chunk` every `every` until the client goes away. Returns its base URL.
+    fn trickle(head: &'static str, chunk: &'static [u8], every: Duration) -> String {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let addr = l.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let (s, _) = l.accept().expect("accept");
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let mut s: TcpStream = s;
+            if s.write_all(head.as_bytes()).is_err() {
+                return;
+            }
+            while s.write_all(chunk).is_ok() {
+                if !every.is_zero() {
+                    std::thread::sleep(every);
+                }
+            }
+        });
+        format!("http://{addr}/repo/")
+    }
+
+    fn limits() -> HttpLimits {
+        HttpLimits {
+            connect_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            total_timeout: Duration::from_secs(20),
+            min_bytes_per_window: 1000,
+            window: Duration::from_millis(300),
+            grace: Duration::ZERO,
+        }
+    }
+
+    const HEAD_CLOSE: &str = "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n";
+
+    #[test]
+    fn slow_retrieval_aborted() {
+        // 10 bytes every 50 ms is 60 bytes per 300 ms window, under the 1000 required.
+        let base = trickle(HEAD_CLOSE, b"0123456789", Duration::from_millis(50));
+        let f = HttpFetch::plain_http_for_tests(&base, limits());
+        let t0 = std::time::Instant::now();
+        let r = f.target("big.bin", 1 << 30);
+        assert!(
+            matches!(&r, Err(FetchError::TooSlow { why, .. }) if why.contains("fewer than 1000")),
+            "{r:?}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+    }
+
+    #[test]
+    fn fast_endless_body_capped_at_limit_plus_one() {
+        // Twin of the slow test: the same limits let a fast body through, and an endless one
+        // (no Content-Length) stops at limit + 1 bytes.
+        let base = trickle(HEAD_CLOSE, &[b'x'; 4096], Duration::ZERO);
+        let f = HttpFetch::plain_http_for_tests(&base, limits());
+        let r = f.metadata("timestamp.json", 100_000);
+        assert!(
+            matches!(r, Err(FetchError::TooLarge { limit: 100_000, .. })),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn stalled_body_hits_idle_timeout() {
+        let base = trickle(HEAD_CLOSE, b"", Duration::from_secs(1));
+        let mut l = limits();
+        l.idle_timeout = Duration::from_millis(200);
+        l.window = Duration::from_secs(60);
+        let f = HttpFetch::plain_http_for_tests(&base, l);
+        let r = f.metadata("timestamp.json", 100);
+        assert!(
+            matches!(&r, Err(FetchError::TooSlow { why, .. }) if why.contains("no byte")),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn redirect_not_followed_and_bad_names_refused() {
+        let base = trickle(
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:1/x\r\nContent-Length: 0\r\n\r\n",
+            b"",
+            Duration::from_secs(1),
+        );
+        let f = HttpFetch::plain_http_for_tests(&base, limits());
+        let r = f.metadata("root.json", 100);
+        assert!(
+            matches!(&r, Err(FetchError::Refused { why, .. }) if why.contains("302")),
+            "{r:?}"
+        );
+        for bad in ["../x", "a//b", "", "./x", "a\\b"] {
+            assert!(
+                matches!(f.url("metadata", bad), Err(FetchError::Refused { .. })),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            f.url("targets", "d/a b.txt").expect("url").path(),
+            "/repo/targets/d/a%20b.txt"
+        );
+    }
+}
