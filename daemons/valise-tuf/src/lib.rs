@@ -8,8 +8,9 @@
 //! (file names and URL paths from role and target names), [`trusted::TrustedSet`] (the
 //! state machine of spec 5.3–5.6 over bytes the caller fetched), [`store`] (trusted
 //! metadata on disk, verbatim, atomic), [`limits`], [`time`] (reference time from a
-//! persisted floor), [`fetch`] (`Fetch`, `DirFetch` for USB copies), [`updater`] (refresh
-//! of the top-level roles over a `Fetch`). HTTP, the delegation search, target downloads
+//! persisted floor), [`fetch`] (`Fetch`, `DirFetch` for USB copies, `http::HttpFetch` over
+//! HTTPS with mutual TLS), [`updater`] (refresh of the top-level roles over a `Fetch`). The
+//! delegation search, target downloads
 //! and the `valise-tuf-client` binary come later.
 
 pub mod canonical;

@@ -1,7 +1,7 @@
 //! `HttpFetch` against a real nginx (`ssl_verify_client on`) serving a repository directory,
 //! with the box's mutual-TLS configuration from `valise_pki::tls::client_config`: a file
 //! fetched; a file longer than the limit refused; a missing one is `NotFound`; without a
-//! client certificate nothing is served.
+//! client certificate nothing is served; an interrupted target resumes with HTTP Range.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::Arc;
@@ -106,6 +106,34 @@ fn fetches_over_mutual_tls_within_limits() {
         matches!(&missing, Err(FetchError::NotFound(n)) if n == "2.root.json"),
         "{missing:?}"
     );
+}
+
+#[test]
+fn interrupted_target_resumes_with_range() {
+    let r = repo();
+    let f = r.fetch(&r.tls);
+    let dir = tempfile::tempdir().unwrap();
+    let part = dir.path().join("model.part");
+    // A prefix that differs from the file's bytes: the result shows only the rest was
+    // requested (the hash check is what catches a wrong prefix, not the fetcher).
+    std::fs::write(&part, vec![9u8; 40_000]).unwrap();
+    let got = f
+        .target_resumable("fr-en/model.bin", 100_000, &part)
+        .unwrap();
+    let mut want = vec![9u8; 40_000];
+    want.extend(vec![7u8; 60_000]);
+    assert_eq!(got, want);
+    assert_eq!(std::fs::read(&part).unwrap(), want);
+    // Twin: an empty part file fetches the whole file.
+    std::fs::write(&part, b"").unwrap();
+    let got = f
+        .target_resumable("fr-en/model.bin", 100_000, &part)
+        .unwrap();
+    assert_eq!(got, vec![7u8; 100_000]);
+    // Longer than the listed length: refused.
+    std::fs::write(&part, vec![7u8; 10]).unwrap();
+    let r = f.target_resumable("fr-en/model.bin", 99_999, &part);
+    assert!(matches!(r, Err(FetchError::TooLarge { .. })), "{r:?}");
 }
 
 #[test]

@@ -3,8 +3,8 @@
 //! the CA and the CRLs are checked there). `DESIGN.md` §3.3 limits, enforced while the body
 //! streams: at most `limit + 1` bytes read, a connect timeout, an idle timeout (no byte for
 //! that long), a minimum throughput per window after a grace period, and an overall time
-//! limit per file. Redirects are not followed (a 3xx is refused). HTTP Range resume is not
-//! here yet.
+//! limit per file. Redirects are not followed (a 3xx is refused). Targets resume after an
+//! interruption with [`HttpFetch::target_resumable`] (HTTP Range).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -158,20 +158,84 @@ impl HttpFetch {
     }
 
     fn get(&self, dir: &str, name: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+        let mut out = Vec::new();
+        self.run(dir, name, limit, &mut out, None)?;
+        Ok(out)
+    }
+
+    /// The target at `path`, at most `length` bytes, resuming from what `part` already holds
+    /// (HTTP `Range: bytes=N-`, `206` with a matching `Content-Range` required; a `200`
+    /// starts over from 0). Bytes are appended to `part` as they arrive, so an interrupted
+    /// download resumes at the next call; `part` is synced before returning. The caller
+    /// checks hashes on the result (a wrong prefix on disk is caught there) and removes `part`.
+    pub fn target_resumable(
+        &self,
+        path: &str,
+        length: u64,
+        part: &std::path::Path,
+    ) -> Result<Vec<u8>, FetchError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let io = |e| io_err(path, e);
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(part)
+            .map_err(io)?;
+        let mut out = Vec::new();
+        (&mut file)
+            .take(length.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(io)?;
+        if out.len() as u64 > length {
+            out.clear();
+            file.set_len(0).map_err(io)?;
+        }
+        if out.len() as u64 == length && length > 0 {
+            return Ok(out);
+        }
+        file.seek(SeekFrom::End(0)).map_err(io)?;
+        self.run("targets", path, length, &mut out, Some(&mut file))?;
+        file.sync_data().map_err(io)?;
+        Ok(out)
+    }
+
+    fn run(
+        &self,
+        dir: &str,
+        name: &str,
+        limit: u64,
+        out: &mut Vec<u8>,
+        part: Option<&mut std::fs::File>,
+    ) -> Result<(), FetchError> {
         let url = self.url(dir, name)?;
         let total = self.limits.total_timeout;
         self.runtime.block_on(async {
-            match tokio::time::timeout(total, self.stream(url, name, limit)).await {
+            match tokio::time::timeout(total, self.stream(url, name, limit, out, part)).await {
                 Ok(r) => r,
                 Err(_) => Err(slow(name, format!("not done within {total:?}"))),
             }
         })
     }
 
-    async fn stream(&self, url: Url, name: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+    /// Appends the body to `out` (and `part`); a non-empty `out` is the prefix already held.
+    async fn stream(
+        &self,
+        url: Url,
+        name: &str,
+        limit: u64,
+        out: &mut Vec<u8>,
+        mut part: Option<&mut std::fs::File>,
+    ) -> Result<(), FetchError> {
+        use std::io::Write;
         let l = &self.limits;
         let start = Instant::now();
-        let resp = match tokio::time::timeout(l.idle_timeout, self.client.get(url).send()).await {
+        let from = out.len() as u64;
+        let mut req = self.client.get(url);
+        if from > 0 {
+            req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
+        }
+        let resp = match tokio::time::timeout(l.idle_timeout, req.send()).await {
             Err(_) => {
                 return Err(slow(
                     name,
@@ -181,15 +245,34 @@ impl HttpFetch {
             Ok(Err(e)) => return Err(io_err(name, e)),
             Ok(Ok(r)) => r,
         };
+        let refused = |why: String| FetchError::Refused {
+            name: name.to_owned(),
+            why,
+        };
         match resp.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_FOUND => return Err(FetchError::NotFound(name.to_owned())),
-            s => {
-                return Err(FetchError::Refused {
-                    name: name.to_owned(),
-                    why: format!("HTTP status {s}"),
-                });
+            StatusCode::OK => {
+                if from > 0 {
+                    // The server ignored the range: start over.
+                    out.clear();
+                    if let Some(f) = part.as_deref_mut() {
+                        f.set_len(0).map_err(|e| io_err(name, e))?;
+                    }
+                }
             }
+            StatusCode::PARTIAL_CONTENT if from > 0 => {
+                let range = resp
+                    .headers()
+                    .get(reqwest::header::CONTENT_RANGE)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !range.starts_with(&format!("bytes {from}-")) {
+                    return Err(refused(format!(
+                        "Content-Range {range:?} for bytes={from}-"
+                    )));
+                }
+            }
+            StatusCode::NOT_FOUND => return Err(FetchError::NotFound(name.to_owned())),
+            s => return Err(refused(format!("HTTP status {s}"))),
         }
         let too_large = || FetchError::TooLarge {
             name: name.to_owned(),
@@ -197,11 +280,11 @@ impl HttpFetch {
         };
         // A declared length over the limit is refused before reading; the body is capped
         // anyway, whatever the header says.
-        if resp.content_length().is_some_and(|n| n > limit) {
+        let held = out.len() as u64;
+        if resp.content_length().is_some_and(|n| n > limit - held) {
             return Err(too_large());
         }
         let mut resp = resp;
-        let mut out = Vec::new();
         let mut window_start = start;
         let mut window_bytes: u64 = 0;
         loop {
@@ -209,15 +292,16 @@ impl HttpFetch {
             let wait_until = check_at.min(Instant::now() + l.idle_timeout);
             match tokio::time::timeout_at(wait_until, resp.chunk()).await {
                 Ok(Ok(Some(chunk))) => {
-                    let room = (limit + 1).saturating_sub(out.len() as u64);
-                    let take = (chunk.len() as u64).min(room) as usize;
-                    out.extend_from_slice(&chunk[..take]);
                     window_bytes += chunk.len() as u64;
-                    if out.len() as u64 > limit {
+                    if out.len() as u64 + chunk.len() as u64 > limit {
                         return Err(too_large());
                     }
+                    out.extend_from_slice(&chunk);
+                    if let Some(f) = part.as_deref_mut() {
+                        f.write_all(&chunk).map_err(|e| io_err(name, e))?;
+                    }
                 }
-                Ok(Ok(None)) => return Ok(out),
+                Ok(Ok(None)) => return Ok(()),
                 Ok(Err(e)) => return Err(io_err(name, e)),
                 Err(_) if Instant::now() < check_at => {
                     return Err(slow(name, format!("no byte for {:?}", l.idle_timeout)));
@@ -360,6 +444,44 @@ mod tests {
         assert_eq!(
             f.url("targets", "d/a b.txt").expect("url").path(),
             "/repo/targets/d/a%20b.txt"
+        );
+    }
+
+    /// Answers one request with `response`, then closes; returns the base URL.
+    fn serve_once(response: &'static [u8]) -> String {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+        let addr = l.local_addr().expect("addr");
+        std::thread::spawn(move || {
+            let (mut s, _) = l.accept().expect("accept");
+            let mut r = BufReader::new(s.try_clone().expect("clone"));
+            let mut line = String::new();
+            while r.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let _ = s.write_all(response);
+        });
+        format!("http://{addr}/repo/")
+    }
+
+    #[test]
+    fn resume_starts_over_on_200_and_refuses_a_wrong_content_range() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let part = d.path().join("t.part");
+        std::fs::write(&part, b"XX").expect("write");
+        let base = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        let f = HttpFetch::plain_http_for_tests(&base, limits());
+        assert_eq!(f.target_resumable("t", 5, &part).expect("200"), b"hello");
+        assert_eq!(std::fs::read(&part).expect("read"), b"hello");
+
+        std::fs::write(&part, b"he").expect("write");
+        let base = serve_once(
+            b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-4/5\r\nContent-Length: 5\r\n\r\nhello",
+        );
+        let f = HttpFetch::plain_http_for_tests(&base, limits());
+        let r = f.target_resumable("t", 5, &part);
+        assert!(
+            matches!(&r, Err(FetchError::Refused { why, .. }) if why.contains("Content-Range")),
+            "{r:?}"
         );
     }
 }
