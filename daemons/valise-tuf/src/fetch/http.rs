@@ -21,8 +21,10 @@ pub struct HttpLimits {
     pub connect_timeout: Duration,
     /// No byte (headers or body) for this long: abort.
     pub idle_timeout: Duration,
-    /// Whole request, headers and body, per file.
+    /// Whole request, headers and body, per target.
     pub total_timeout: Duration,
+    /// Whole request, headers and body, per metadata file.
+    pub metadata_timeout: Duration,
     /// Fewer than `min_bytes_per_window` bytes in a `window`: abort (slow retrieval).
     pub min_bytes_per_window: u64,
     pub window: Duration,
@@ -32,12 +34,13 @@ pub struct HttpLimits {
 
 impl Default for HttpLimits {
     /// §3.3's defaults: 15 s connect, 60 s idle, 8 KiB/s averaged over 60 s after 30 s grace.
-    /// The total is the 6 h check deadline (a target of several GiB at a slow post).
+    /// A target's total is the 6 h check deadline (several GiB at a slow post); metadata 60 s.
     fn default() -> Self {
         HttpLimits {
             connect_timeout: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             total_timeout: Duration::from_secs(6 * 3600),
+            metadata_timeout: Duration::from_secs(60),
             min_bytes_per_window: 8 * 1024 * 60,
             window: Duration::from_secs(60),
             grace: Duration::from_secs(30),
@@ -209,7 +212,11 @@ impl HttpFetch {
         part: Option<&mut std::fs::File>,
     ) -> Result<(), FetchError> {
         let url = self.url(dir, name)?;
-        let total = self.limits.total_timeout;
+        let total = if dir == "metadata" {
+            self.limits.metadata_timeout
+        } else {
+            self.limits.total_timeout
+        };
         self.runtime.block_on(async {
             match tokio::time::timeout(total, self.stream(url, name, limit, out, part)).await {
                 Ok(r) => r,
@@ -373,6 +380,7 @@ mod tests {
             connect_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(5),
             total_timeout: Duration::from_secs(20),
+            metadata_timeout: Duration::from_secs(20),
             min_bytes_per_window: 1000,
             window: Duration::from_millis(300),
             grace: Duration::ZERO,
@@ -404,6 +412,22 @@ mod tests {
         let r = f.metadata("timestamp.json", 100_000);
         assert!(
             matches!(r, Err(FetchError::TooLarge { limit: 100_000, .. })),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn metadata_time_limit_stops_a_never_ending_file() {
+        // 10 bytes every 50 ms passes the throughput check (window 300 ms, 50 bytes needed)
+        // but never ends: the metadata limit stops it.
+        let base = trickle(HEAD_CLOSE, b"0123456789", Duration::from_millis(50));
+        let mut l = limits();
+        l.min_bytes_per_window = 50;
+        l.metadata_timeout = Duration::from_millis(700);
+        let f = HttpFetch::plain_http_for_tests(&base, l);
+        let r = f.metadata("timestamp.json", 1 << 30);
+        assert!(
+            matches!(&r, Err(FetchError::TooSlow { why, .. }) if why.contains("not done within 700ms")),
             "{r:?}"
         );
     }
