@@ -294,11 +294,14 @@ impl HttpFetch {
         let mut resp = resp;
         let mut window_start = start;
         let mut window_bytes: u64 = 0;
+        // Measured from the last byte, not from each wake-up at a window boundary.
+        let mut idle_until = Instant::now() + l.idle_timeout;
         loop {
             let check_at = window_start + l.window;
-            let wait_until = check_at.min(Instant::now() + l.idle_timeout);
+            let wait_until = check_at.min(idle_until);
             match tokio::time::timeout_at(wait_until, resp.chunk()).await {
                 Ok(Ok(Some(chunk))) => {
+                    idle_until = Instant::now() + l.idle_timeout;
                     window_bytes += chunk.len() as u64;
                     if out.len() as u64 + chunk.len() as u64 > limit {
                         return Err(too_large());
@@ -310,7 +313,7 @@ impl HttpFetch {
                 }
                 Ok(Ok(None)) => return Ok(()),
                 Ok(Err(e)) => return Err(io_err(name, e)),
-                Err(_) if Instant::now() < check_at => {
+                Err(_) if Instant::now() >= idle_until => {
                     return Err(slow(name, format!("no byte for {:?}", l.idle_timeout)));
                 }
                 Err(_) => {}
@@ -430,6 +433,25 @@ mod tests {
             matches!(&r, Err(FetchError::TooSlow { why, .. }) if why.contains("not done within 700ms")),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn idle_timeout_spans_throughput_windows() {
+        // Windows of 100 ms with no minimum: only the 400 ms idle limit can stop a stall,
+        // and it must not be reset at each window boundary.
+        let base = trickle(HEAD_CLOSE, b"", Duration::from_secs(1));
+        let mut l = limits();
+        l.min_bytes_per_window = 0;
+        l.window = Duration::from_millis(100);
+        l.idle_timeout = Duration::from_millis(400);
+        let f = HttpFetch::plain_http_for_tests(&base, l);
+        let t0 = std::time::Instant::now();
+        let r = f.target("t", 100);
+        assert!(
+            matches!(&r, Err(FetchError::TooSlow { why, .. }) if why.contains("no byte")),
+            "{r:?}"
+        );
+        assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     }
 
     #[test]
