@@ -17,6 +17,7 @@ use crate::limits::{
     MAX_ROOT_ROTATIONS, MAX_ROOT_SIZE, MAX_SNAPSHOT_SIZE, MAX_TARGETS_SIZE, MAX_TIMESTAMP_SIZE,
 };
 use crate::names;
+use crate::schema::MetaFile;
 use crate::store::MetadataStore;
 use crate::time::TimeFloor;
 use crate::trusted::{TimestampUpdate, TrustedSet};
@@ -157,18 +158,28 @@ impl<F: Fetch> Updater<F> {
             .signed
             .snapshot_meta()
             .clone();
+        let bytes = self.fetch_listed(set, "snapshot", &meta, MAX_SNAPSHOT_SIZE)?;
+        set.update_snapshot(&bytes, false)?;
+        self.store.write("snapshot", &bytes)?;
+        Ok(())
+    }
+
+    /// Fetches `role`'s metadata as `meta` lists it: by version when the root asks for
+    /// consistent snapshots, at most the listed length (or `max` when none is listed).
+    fn fetch_listed(
+        &self,
+        set: &TrustedSet,
+        role: &str,
+        meta: &MetaFile,
+        max: u64,
+    ) -> Result<Vec<u8>, UpdateError> {
         let version = set
             .root()
             .signed
             .consistent_snapshot
             .then_some(meta.version);
-        let name = names::metadata_url_path("snapshot", version)?;
-        let bytes = self
-            .fetch
-            .metadata(&name, meta.length.unwrap_or(MAX_SNAPSHOT_SIZE))?;
-        set.update_snapshot(&bytes, false)?;
-        self.store.write("snapshot", &bytes)?;
-        Ok(())
+        let name = names::metadata_url_path(role, version)?;
+        Ok(self.fetch.metadata(&name, meta.length.unwrap_or(max))?)
     }
 
     /// Spec 5.6: top-level targets, local if still the listed version.
@@ -186,15 +197,7 @@ impl<F: Fetch> Updater<F> {
             .get("targets.json")
             .ok_or_else(|| Error::Workflow("snapshot does not list targets.json".into()))?
             .clone();
-        let version = set
-            .root()
-            .signed
-            .consistent_snapshot
-            .then_some(meta.version);
-        let name = names::metadata_url_path("targets", version)?;
-        let bytes = self
-            .fetch
-            .metadata(&name, meta.length.unwrap_or(MAX_TARGETS_SIZE))?;
+        let bytes = self.fetch_listed(set, "targets", &meta, MAX_TARGETS_SIZE)?;
         set.update_targets(&bytes)?;
         self.store.write("targets", &bytes)?;
         Ok(())
