@@ -47,23 +47,7 @@ impl MetadataStore {
 
     /// Replaces `role`'s file with `bytes` atomically and durably.
     pub fn write(&self, role: &str, bytes: &[u8]) -> io::Result<()> {
-        let path = self.path(role)?;
-        let file_name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("metadata");
-        let tmp = self.dir.join(format!(".{file_name}.tmp"));
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-        }
-        fs::rename(&tmp, &path)?;
-        File::open(&self.dir)?.sync_all()
+        write_atomic(&self.path(role)?, bytes)
     }
 
     /// Removes `role`'s file (spec 5.3.11: after a rotation of timestamp or snapshot keys);
@@ -75,6 +59,28 @@ impl MetadataStore {
             Err(e) => Err(e),
         }
     }
+}
+
+/// Replaces `path` with `bytes` so that a power cut leaves the old file or the new one:
+/// temporary file beside it, fsync, rename, fsync of the directory.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.tmp"));
+    {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 //! No clock is read here: callers pass the clock's reading in (the daemon reads
 //! `OffsetDateTime::now_utc()`; tests pass explicit times).
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
@@ -86,28 +86,10 @@ impl TimeFloor {
         if secs <= current.unix_timestamp() {
             return Ok(());
         }
-        let dir = match self.path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        fs::create_dir_all(&dir)?;
-        let name = self
-            .path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("time-floor");
-        let tmp = dir.join(format!(".{name}.tmp"));
-        {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&tmp)?;
-            writeln!(f, "{secs}")?;
-            f.sync_all()?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
         }
-        fs::rename(&tmp, &self.path)?;
-        File::open(&dir)?.sync_all()
+        crate::store::write_atomic(&self.path, format!("{secs}\n").as_bytes())
     }
 }
 
