@@ -6,8 +6,6 @@
 
 use std::net::IpAddr;
 
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use base64::Engine as _;
 use rand::RngCore;
 use rusqlite::{Connection, OptionalExtension, params};
@@ -84,23 +82,10 @@ pub fn check_password(pw: &str, username: &str) -> Result<()> {
     Ok(())
 }
 
+/// An argon2id PHC string for `pw` (the CLI's path; the portal hashes on its pool, with the
+/// same code and its reused memory).
 pub fn hash_password(pw: &str) -> Result<String> {
-    let mut salt = [0u8; 16];
-    rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|e| PortalError::Internal(e.to_string()))?;
-    Argon2::default()
-        .hash_password(pw.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| PortalError::Internal(e.to_string()))
-}
-
-pub fn verify_password(pw: &str, phc: &str) -> bool {
-    if pw.len() > MAX_PASSWORD_BYTES {
-        return false;
-    }
-    PasswordHash::new(phc)
-        .map(|h| Argon2::default().verify_password(pw.as_bytes(), &h).is_ok())
-        .unwrap_or(false)
+    crate::hashing::hash_with(&mut Vec::new(), pw)
 }
 
 pub fn new_secret() -> String {
@@ -500,9 +485,10 @@ mod tests {
     fn passwords_are_hashed_with_argon2id_and_verified() {
         let h = hash_password("correct horse battery").unwrap();
         assert!(h.starts_with("$argon2id$"), "{h}");
-        assert!(verify_password("correct horse battery", &h));
-        assert!(!verify_password("correct horse batterY", &h));
-        assert!(!verify_password(&"x".repeat(2000), &h));
+        let verify = |pw: &str| crate::hashing::verify_with(&mut Vec::new(), pw, &h);
+        assert!(verify("correct horse battery"));
+        assert!(!verify("correct horse batterY"));
+        assert!(!verify(&"x".repeat(2000)));
     }
 
     #[test]

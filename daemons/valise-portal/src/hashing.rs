@@ -241,7 +241,12 @@ mod tests {
 
     #[test]
     fn hashes_made_by_the_argon2_crate_verify_with_reused_memory() {
-        let old = crate::accounts::hash_password("long enough password").unwrap();
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(b"sixteen byte slt").unwrap();
+        let old = Argon2::default()
+            .hash_password(b"long enough password", &salt)
+            .unwrap()
+            .to_string();
         let mut mem = Vec::new();
         for _ in 0..3 {
             assert!(verify_with(&mut mem, "long enough password", &old));
