@@ -84,6 +84,15 @@ fn engine_error(e: valise_engine_client::ClientError) -> PortalError {
     }
 }
 
+/// Records a translation in the audit log: its size and languages, never the text.
+async fn audit_translated(st: &AppState, auth: &Auth, detail: String) -> Result<()> {
+    let actor = auth.user.username.clone();
+    let ip = auth.ip.clone();
+    st.db
+        .run(move |c| audit::record(c, &actor, "text_translated", &detail, ip.as_deref()))
+        .await
+}
+
 /// Translates an HTML snippet or page through the engine's HTML document path (markup,
 /// attributes and scripts untouched), and records the fact in the audit log.
 pub async fn translate_html(
@@ -102,12 +111,7 @@ pub async fn translate_html(
         .map_err(engine_error)?;
     let out = String::from_utf8(doc.bytes.to_vec())
         .map_err(|_| PortalError::Internal("the engine's HTML is not UTF-8".into()))?;
-    let actor = auth.user.username.clone();
-    let ip = auth.ip.clone();
-    let detail = format!("chars={chars} html {source}->{target}");
-    st.db
-        .run(move |c| audit::record(c, &actor, "text_translated", &detail, ip.as_deref()))
-        .await?;
+    audit_translated(st, auth, format!("chars={chars} html {source}->{target}")).await?;
     Ok(out)
 }
 
@@ -124,19 +128,13 @@ pub async fn translate_text(
             st.config.limits.max_text_chars
         )));
     }
-    let resp = st.translate.translate(&req).await.map_err(|e| {
-        if e.is_unavailable() {
-            PortalError::EngineUnavailable("translation")
-        } else {
-            e.into()
-        }
-    })?;
-    let actor = auth.user.username.clone();
-    let ip = auth.ip.clone();
-    let detail = format!("chars={chars} {}->{}", resp.source, resp.target);
-    st.db
-        .run(move |c| audit::record(c, &actor, "text_translated", &detail, ip.as_deref()))
-        .await?;
+    let resp = st.translate.translate(&req).await.map_err(engine_error)?;
+    audit_translated(
+        st,
+        auth,
+        format!("chars={chars} {}->{}", resp.source, resp.target),
+    )
+    .await?;
     Ok(resp)
 }
 
@@ -158,13 +156,7 @@ pub async fn detect_text(st: &AppState, text: &str) -> Result<Detection> {
     if text.chars().count() > st.config.limits.max_text_chars {
         return Err(PortalError::TooLarge("the text is too long".into()));
     }
-    st.translate.detect(text).await.map_err(|e| {
-        if e.is_unavailable() {
-            PortalError::EngineUnavailable("translation")
-        } else {
-            e.into()
-        }
-    })
+    st.translate.detect(text).await.map_err(engine_error)
 }
 
 pub async fn detect(
