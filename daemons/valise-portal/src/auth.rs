@@ -118,20 +118,29 @@ pub fn same_origin_parts(parts: &Parts) -> bool {
     )
 }
 
+/// The user of API token `token` (from a header, or LibreTranslate's `api_key`).
+pub async fn token_auth(
+    state: &AppState,
+    token: String,
+    ip: Option<String>,
+) -> Result<Auth, PortalError> {
+    let user = state
+        .db
+        .run(move |c| accounts::api_token_user(c, &token))
+        .await?
+        .ok_or(PortalError::Unauthenticated)?;
+    Ok(Auth {
+        user,
+        via: Via::Token,
+        ip,
+    })
+}
+
 pub async fn authenticate(state: &AppState, parts: &Parts) -> Result<Auth, PortalError> {
     let ip = client_ip(&parts.extensions);
     let headers = &parts.headers;
     if let Some(token) = bearer(headers) {
-        let user = state
-            .db
-            .run(move |c| accounts::api_token_user(c, &token))
-            .await?
-            .ok_or(PortalError::Unauthenticated)?;
-        return Ok(Auth {
-            user,
-            via: Via::Token,
-            ip,
-        });
+        return token_auth(state, token, ip).await;
     }
     let Some(token) = session_cookie(headers) else {
         return Err(PortalError::Unauthenticated);

@@ -21,7 +21,6 @@ pub use libretranslate::{detect, frontend_settings, languages, translate, transl
 pub use openai::{model, models, transcriptions, translations};
 
 use super::jobs::{load_view, save_upload};
-use crate::accounts;
 use crate::auth::{Auth, Via, client_ip};
 use crate::error::{PortalError, Result};
 use crate::jobs::{Job, Kind, State as JobState};
@@ -154,17 +153,7 @@ async fn key_auth(st: &AppState, parts: &Parts, key: &str) -> Result<Auth> {
     if key.is_empty() || key.len() > 128 {
         return Err(PortalError::Unauthenticated);
     }
-    let ip = client_ip(&parts.extensions);
-    let user = st
-        .db
-        .run(move |c| accounts::api_token_user(c, &key))
-        .await?
-        .ok_or(PortalError::Unauthenticated)?;
-    Ok(Auth {
-        user,
-        via: Via::Token,
-        ip,
-    })
+    crate::auth::token_auth(st, key, client_ip(&parts.extensions)).await
 }
 
 /// A token in `Authorization`, if the request carries one (a wrong one is refused).
