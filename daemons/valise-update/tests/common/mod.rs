@@ -131,13 +131,19 @@ pub struct Repo {
     pub keys: Keys,
     pub root: Vec<u8>,
     version: u64,
+    root_version: u64,
 }
 
 impl Repo {
     pub fn new(dir: &Path) -> Self {
+        Self::with_root_expiry(dir, tuf::FUTURE)
+    }
+
+    /// A repository whose first root expires at `expires`.
+    pub fn with_root_expiry(dir: &Path, expires: &str) -> Self {
         let keys = Keys::new();
         let root = sign(
-            &tuf::default_root(&keys, 1, tuf::FUTURE),
+            &tuf::default_root(&keys, 1, expires),
             &[&keys.root[0], &keys.root[1]],
         );
         fs::create_dir_all(dir.join("metadata")).expect("mkdir");
@@ -148,7 +154,19 @@ impl Repo {
             keys,
             root,
             version: 0,
+            root_version: 1,
         }
+    }
+
+    /// Publishes root N+1 (same keys, valid until `expires`), signed by 2 of 3 root keys.
+    pub fn rotate_root(&mut self, expires: &str) {
+        self.root_version += 1;
+        let v = self.root_version;
+        let bytes = sign(
+            &tuf::default_root(&self.keys, v, expires),
+            &[&self.keys.root[1], &self.keys.root[2]],
+        );
+        fs::write(self.dir.join(format!("metadata/{v}.root.json")), bytes).expect("root");
     }
 
     fn put_target(&self, name: &str, bytes: &[u8]) {
@@ -234,6 +252,11 @@ pub struct TestBox {
 
 impl TestBox {
     pub fn new() -> Self {
+        Self::with_root_expiry(tuf::FUTURE)
+    }
+
+    /// A box whose trusted root (the one shipped in its image) expires at `expires`.
+    pub fn with_root_expiry(expires: &str) -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = tmp.path().join("models");
         let slot = store.join("slots/factory");
@@ -247,7 +270,7 @@ impl TestBox {
         .expect("manifest");
         std::os::unix::fs::symlink("slots/factory", store.join("current")).expect("current");
         let state = tmp.path().join("state");
-        let repo = Repo::new(&tmp.path().join("usb"));
+        let repo = Repo::with_root_expiry(&tmp.path().join("usb"), expires);
         fs::create_dir_all(state.join("metadata")).expect("mkdir");
         fs::write(state.join("metadata/root.json"), &repo.root).expect("root");
         TestBox {
@@ -287,5 +310,18 @@ impl TestBox {
             .collect();
         v.sort();
         v
+    }
+}
+
+/// Engines that restart and pass every acceptance case (the flow around them is under test).
+#[derive(Debug, Clone, Default)]
+pub struct OkEngines;
+
+impl valise_update::engines::EngineControl for OkEngines {
+    fn restart(&self, _: &[Engine]) -> Result<(), String> {
+        Ok(())
+    }
+    fn accept(&self, _: &Manifest, _: &Path) -> Result<(), String> {
+        Ok(())
     }
 }
