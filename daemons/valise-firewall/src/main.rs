@@ -82,13 +82,17 @@ fn run(args: Args) -> Result<(), String> {
                 .stdin(Stdio::piped())
                 .spawn()
                 .map_err(|e| format!("cannot run {}: {e}", nft.display()))?;
-            child
+            // An nft that exits early (it refused the input) closes the pipe: its exit status
+            // is the answer, not the write error.
+            let written = child
                 .stdin
                 .take()
                 .expect("piped")
-                .write_all(rules.as_bytes())
-                .map_err(|e| format!("writing to nft: {e}"))?;
+                .write_all(rules.as_bytes());
             let status = child.wait().map_err(|e| e.to_string())?;
+            if let (Err(e), true) = (written, status.success()) {
+                return Err(format!("writing to nft: {e}"));
+            }
             if !status.success() {
                 return Err(format!(
                     "nft refused the ruleset ({status}); the previous rules stay"
