@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 pub mod http;
 
@@ -75,12 +75,17 @@ impl DirFetch {
                 }
             }
         };
-        let rel = Path::new(name);
-        if name.is_empty()
-            || name.contains('\\')
-            || !rel.components().all(|c| matches!(c, Component::Normal(_)))
-        {
-            return Err(refused("not a plain relative path"));
+        // `name` is a URL path (segments percent-encoded by `names`): decoded per segment as
+        // a web server would, each decoded segment one plain file name.
+        let mut rel = PathBuf::new();
+        for seg in name.split('/') {
+            let plain = crate::names::unquote(seg).filter(|d| {
+                !d.is_empty() && d != "." && d != ".." && !d.contains(['/', '\\', '\0'])
+            });
+            match plain {
+                Some(d) => rel.push(d),
+                None => return Err(refused("not a plain relative path")),
+            }
         }
         // Resolve symlinks (the stick's contents are the attacker's) and stay inside `base`.
         let base = base.canonicalize().map_err(io_err)?;
@@ -138,6 +143,8 @@ mod tests {
         let (_d, f) = repo();
         assert_eq!(f.metadata("1.root.json", 5).expect("exact"), b"root!");
         assert_eq!(f.target("dir/a.txt", 5).expect("exact"), b"hello");
+        // URL paths are decoded per segment, as a web server does.
+        assert_eq!(f.target("%64ir/a%2Etxt", 5).expect("decoded"), b"hello");
         assert!(matches!(
             f.metadata("1.root.json", 4),
             Err(FetchError::TooLarge { limit: 4, .. })
@@ -176,6 +183,9 @@ mod tests {
             "./1.root.json",
             "",
             "..\\secret",
+            "%2E%2E/secret",
+            "dir%2F..%2F..%2Fsecret",
+            "a%00",
         ] {
             assert!(
                 matches!(f.metadata(bad, 100), Err(FetchError::Refused { .. })),

@@ -30,3 +30,4 @@ pub mod verify;
 
 pub use error::Error;
 pub use trusted::TrustedSet;
+pub use updater::{TargetFile, UpdateError, Updater};

@@ -48,12 +48,14 @@ impl Default for HttpLimits {
     }
 }
 
-/// The repository at `base`: `base/metadata/<name>`, `base/targets/<path>`.
+/// The repository: metadata under one base URL, targets under another (`base/metadata/`
+/// and `base/targets/` for [`HttpFetch::new`]).
 #[derive(Debug)]
 pub struct HttpFetch {
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
-    base: Url,
+    metadata_base: Url,
+    targets_base: Url,
     limits: HttpLimits,
 }
 
@@ -71,98 +73,165 @@ fn slow(name: &str, why: String) -> FetchError {
     }
 }
 
+/// Which base a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Metadata,
+    Target,
+}
+
+/// `url` as a base: parsed, a path ending in `/` so that names append below it.
+fn base_url(url: &str) -> Result<Url, FetchError> {
+    let mut u = Url::parse(url).map_err(|e| io_err(url, e))?;
+    if u.cannot_be_a_base() {
+        return Err(FetchError::Refused {
+            name: url.to_owned(),
+            why: "not a base URL".to_owned(),
+        });
+    }
+    if !u.path().ends_with('/') {
+        let p = format!("{}/", u.path());
+        u.set_path(&p);
+    }
+    Ok(u)
+}
+
 impl HttpFetch {
-    /// Over HTTPS only, with `tls` (mutual TLS: it carries the box's certificate).
+    /// Over HTTPS only, with `tls` (mutual TLS: it carries the box's certificate); metadata
+    /// at `base/metadata/`, targets at `base/targets/`.
     pub fn new(
         base: &str,
         tls: Arc<rustls::ClientConfig>,
         limits: HttpLimits,
     ) -> Result<Self, FetchError> {
-        let url = Url::parse(base).map_err(|e| io_err(base, e))?;
-        if url.scheme() != "https" {
-            return Err(FetchError::Refused {
-                name: base.to_owned(),
-                why: "the repository URL must be https".to_owned(),
-            });
+        let b = base_url(base)?;
+        let sub = |d: &str| b.join(d).map_err(|e| io_err(base, e));
+        Self::https(sub("metadata/")?, sub("targets/")?, tls, limits)
+    }
+
+    /// Over HTTPS only, metadata and targets under separate base URLs.
+    pub fn with_urls(
+        metadata_url: &str,
+        targets_url: &str,
+        tls: Arc<rustls::ClientConfig>,
+        limits: HttpLimits,
+    ) -> Result<Self, FetchError> {
+        Self::https(base_url(metadata_url)?, base_url(targets_url)?, tls, limits)
+    }
+
+    fn https(
+        metadata_base: Url,
+        targets_base: Url,
+        tls: Arc<rustls::ClientConfig>,
+        limits: HttpLimits,
+    ) -> Result<Self, FetchError> {
+        for u in [&metadata_base, &targets_base] {
+            if u.scheme() != "https" {
+                return Err(FetchError::Refused {
+                    name: u.to_string(),
+                    why: "the repository URL must be https".to_owned(),
+                });
+            }
         }
         let builder = reqwest::Client::builder()
             .https_only(true)
             .use_preconfigured_tls((*tls).clone());
-        Self::build(url, builder, limits)
+        Self::build(metadata_base, targets_base, builder, limits)
     }
 
-    /// Plain HTTP, for the unit tests' scripted servers only.
-    #[cfg(test)]
-    fn plain_http_for_tests(base: &str, limits: HttpLimits) -> Self {
-        let url = Url::parse(base).expect("test URL");
+    /// Plain HTTP (or HTTPS without a client certificate and without trusted roots, i.e.
+    /// plain HTTP in practice): the conformance suite's test client and this module's unit
+    /// tests only. The box's daemon never enables the `plain-http` feature.
+    #[cfg(any(test, feature = "plain-http"))]
+    pub fn plain_http(
+        metadata_url: &str,
+        targets_url: &str,
+        limits: HttpLimits,
+    ) -> Result<Self, FetchError> {
         // reqwest's build wants a TLS configuration even for plain HTTP (no default provider).
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .expect("versions")
+        .map_err(|e| io_err(metadata_url, e))?
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
         let builder = reqwest::Client::builder().use_preconfigured_tls(tls);
-        Self::build(url, builder, limits).expect("client")
+        Self::build(
+            base_url(metadata_url)?,
+            base_url(targets_url)?,
+            builder,
+            limits,
+        )
+    }
+
+    /// Plain HTTP at `base/metadata/`, `base/targets/`, for the unit tests' scripted servers.
+    #[cfg(test)]
+    fn plain_http_for_tests(base: &str, limits: HttpLimits) -> Self {
+        let b = base_url(base).expect("test URL");
+        let m = b.join("metadata/").expect("url");
+        let t = b.join("targets/").expect("url");
+        Self::plain_http(m.as_str(), t.as_str(), limits).expect("client")
     }
 
     fn build(
-        mut base: Url,
+        metadata_base: Url,
+        targets_base: Url,
         builder: reqwest::ClientBuilder,
         limits: HttpLimits,
     ) -> Result<Self, FetchError> {
-        if base.cannot_be_a_base() {
-            return Err(FetchError::Refused {
-                name: base.to_string(),
-                why: "not a base URL".to_owned(),
-            });
-        }
-        // Segments are appended below; a trailing empty segment would give `//`.
-        if let Ok(mut segs) = base.path_segments_mut() {
-            segs.pop_if_empty();
-        }
         let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(limits.connect_timeout)
             .no_proxy()
             .build()
-            .map_err(|e| io_err(base.as_str(), e))?;
+            .map_err(|e| io_err(metadata_base.as_str(), e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| io_err(base.as_str(), e))?;
+            .map_err(|e| io_err(metadata_base.as_str(), e))?;
         Ok(HttpFetch {
             client,
             runtime,
-            base,
+            metadata_base,
+            targets_base,
             limits,
         })
     }
 
-    /// `base/<dir>/<name>`, `name` a plain relative path, each segment percent-encoded.
-    fn url(&self, dir: &str, name: &str) -> Result<Url, FetchError> {
+    /// The base URL below it of `name`, a URL path whose segments are already
+    /// percent-encoded ([`crate::names`]): only unreserved characters, `%` and `/`; no
+    /// empty, `.` or `..` segment, before or after decoding, no `\\` or NUL once decoded (an
+    /// encoded `/` inside a segment, as in role `a/b`'s `1.a%2Fb.json`, is the server's to
+    /// map). Not encoded again.
+    fn url(&self, kind: Kind, name: &str) -> Result<Url, FetchError> {
         let plain = !name.is_empty()
-            && name
-                .split('/')
-                .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains(['\\', '\0']));
+            && name.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~' | b'%' | b'/')
+            })
+            && name.split('/').all(|s| {
+                crate::names::unquote(s).is_some_and(|d| {
+                    !d.is_empty() && d != "." && d != ".." && !d.contains(['\\', '\0'])
+                })
+            });
         if !plain {
             return Err(FetchError::Refused {
                 name: name.to_owned(),
                 why: "not a plain relative path".to_owned(),
             });
         }
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| io_err(name, "not a base URL"))?
-            .push(dir)
-            .extend(name.split('/'));
+        let base = match kind {
+            Kind::Metadata => &self.metadata_base,
+            Kind::Target => &self.targets_base,
+        };
+        let mut url = base.clone();
+        url.set_path(&format!("{}{name}", base.path()));
         Ok(url)
     }
 
-    fn get(&self, dir: &str, name: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+    fn get(&self, kind: Kind, name: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
         let mut out = Vec::new();
-        self.run(dir, name, limit, &mut out, None)?;
+        self.run(kind, name, limit, &mut out, None)?;
         Ok(out)
     }
 
@@ -198,21 +267,21 @@ impl HttpFetch {
             return Ok(out);
         }
         file.seek(SeekFrom::End(0)).map_err(io)?;
-        self.run("targets", path, length, &mut out, Some(&mut file))?;
+        self.run(Kind::Target, path, length, &mut out, Some(&mut file))?;
         file.sync_data().map_err(io)?;
         Ok(out)
     }
 
     fn run(
         &self,
-        dir: &str,
+        kind: Kind,
         name: &str,
         limit: u64,
         out: &mut Vec<u8>,
         part: Option<&mut std::fs::File>,
     ) -> Result<(), FetchError> {
-        let url = self.url(dir, name)?;
-        let total = if dir == "metadata" {
+        let url = self.url(kind, name)?;
+        let total = if kind == Kind::Metadata {
             self.limits.metadata_timeout
         } else {
             self.limits.total_timeout
@@ -338,11 +407,11 @@ impl HttpFetch {
 
 impl Fetch for HttpFetch {
     fn metadata(&self, name: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
-        self.get("metadata", name, max_len)
+        self.get(Kind::Metadata, name, max_len)
     }
 
     fn target(&self, path: &str, length: u64) -> Result<Vec<u8>, FetchError> {
-        self.get("targets", path, length)
+        self.get(Kind::Target, path, length)
     }
 }
 
@@ -481,15 +550,23 @@ mod tests {
             matches!(&r, Err(FetchError::Refused { why, .. }) if why.contains("302")),
             "{r:?}"
         );
-        for bad in ["../x", "a//b", "", "./x", "a\\b"] {
+        for bad in [
+            "../x", "a//b", "", "./x", "a\\b", "a b", "%2E%2E/x", "x/%2e", "a%5Cb", "a%00", "a?b",
+            "a#b", "http:x",
+        ] {
             assert!(
-                matches!(f.url("metadata", bad), Err(FetchError::Refused { .. })),
+                matches!(f.url(Kind::Metadata, bad), Err(FetchError::Refused { .. })),
                 "{bad:?}"
             );
         }
+        // Names arrive percent-encoded (names.rs) and are not encoded again.
         assert_eq!(
-            f.url("targets", "d/a b.txt").expect("url").path(),
+            f.url(Kind::Target, "d/a%20b.txt").expect("url").path(),
             "/repo/targets/d/a%20b.txt"
+        );
+        assert_eq!(
+            f.url(Kind::Metadata, "1.a%2Fb.json").expect("url").path(),
+            "/repo/metadata/1.a%2Fb.json"
         );
     }
 
