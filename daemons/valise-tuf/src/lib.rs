@@ -16,6 +16,7 @@
 pub mod canonical;
 pub mod crypto;
 pub mod delegation;
+pub mod download;
 pub mod error;
 pub mod fetch;
 pub mod hashes;

@@ -8,6 +8,7 @@
 //! without fetching. Delegated roles, target downloads and HTTP come later.
 
 use std::io;
+use std::path::Path;
 
 use time::OffsetDateTime;
 
@@ -101,6 +102,11 @@ impl<F: Fetch> Updater<F> {
     pub fn with_max_root_rotations(mut self, n: u64) -> Self {
         self.max_root_rotations = n;
         self
+    }
+
+    /// The fetcher.
+    pub fn fetcher(&self) -> &F {
+        &self.fetch
     }
 
     /// The store.
@@ -318,5 +324,19 @@ impl<F: Fetch> Updater<F> {
         set.update_delegated_targets(&bytes, role, delegator)?;
         self.store.write(role, &bytes)?;
         Ok(())
+    }
+
+    /// Spec 5.7: downloads `target` (found by [`Updater::find_target`]) to `dest`: at most
+    /// its length, every known hash checked while it streams, written to `<dest>.part`, then
+    /// synced and renamed onto `dest`; an interrupted `.part` is resumed (HTTP `Range` with
+    /// [`crate::fetch::http::HttpFetch`]). See [`crate::download`].
+    pub fn download_target(&self, target: &TargetFile, dest: &Path) -> Result<(), UpdateError> {
+        crate::download::download(&self.fetch, target, dest)
+    }
+
+    /// True when `path` already holds `target` (length and every known hash match): no
+    /// download needed. Also [`crate::download::cached`].
+    pub fn cached_target(target: &TargetFile, path: &Path) -> bool {
+        crate::download::cached(target, path)
     }
 }

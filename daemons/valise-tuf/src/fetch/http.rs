@@ -4,7 +4,8 @@
 //! streams: at most `limit + 1` bytes read, a connect timeout, an idle timeout (no byte for
 //! that long), a minimum throughput per window after a grace period, and an overall time
 //! limit per file. Redirects are not followed (a 3xx is refused). Targets resume after an
-//! interruption with [`HttpFetch::target_resumable`] (HTTP Range).
+//! interruption ([`Fetch::target_into`] from a byte offset: HTTP Range, `206` with a matching
+//! `Content-Range` required, a `200` starts the sink over).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
-use super::{Fetch, FetchError};
+use super::{Fetch, FetchError, Sink};
 
 /// Time and throughput limits for one file (`DESIGN.md` §3.3).
 #[derive(Debug, Clone)]
@@ -229,56 +230,13 @@ impl HttpFetch {
         Ok(url)
     }
 
-    fn get(&self, kind: Kind, name: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
-        let mut out = Vec::new();
-        self.run(kind, name, limit, &mut out, None)?;
-        Ok(out)
-    }
-
-    /// The target at `path`, at most `length` bytes, resuming from what `part` already holds
-    /// (HTTP `Range: bytes=N-`, `206` with a matching `Content-Range` required; a `200`
-    /// starts over from 0). Bytes are appended to `part` as they arrive, so an interrupted
-    /// download resumes at the next call; `part` is synced before returning. The caller
-    /// checks hashes on the result (a wrong prefix on disk is caught there) and removes `part`.
-    pub fn target_resumable(
-        &self,
-        path: &str,
-        length: u64,
-        part: &std::path::Path,
-    ) -> Result<Vec<u8>, FetchError> {
-        use std::io::{Read, Seek, SeekFrom};
-        let io = |e| io_err(path, e);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(part)
-            .map_err(io)?;
-        let mut out = Vec::new();
-        (&mut file)
-            .take(length.saturating_add(1))
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        if out.len() as u64 > length {
-            out.clear();
-            file.set_len(0).map_err(io)?;
-        }
-        if out.len() as u64 == length && length > 0 {
-            return Ok(out);
-        }
-        file.seek(SeekFrom::End(0)).map_err(io)?;
-        self.run(Kind::Target, path, length, &mut out, Some(&mut file))?;
-        file.sync_data().map_err(io)?;
-        Ok(out)
-    }
-
     fn run(
         &self,
         kind: Kind,
         name: &str,
         limit: u64,
-        out: &mut Vec<u8>,
-        part: Option<&mut std::fs::File>,
+        from: u64,
+        sink: &mut dyn Sink,
     ) -> Result<(), FetchError> {
         let url = self.url(kind, name)?;
         let total = if kind == Kind::Metadata {
@@ -287,26 +245,24 @@ impl HttpFetch {
             self.limits.total_timeout
         };
         self.runtime.block_on(async {
-            match tokio::time::timeout(total, self.stream(url, name, limit, out, part)).await {
+            match tokio::time::timeout(total, self.stream(url, name, limit, from, sink)).await {
                 Ok(r) => r,
                 Err(_) => Err(slow(name, format!("not done within {total:?}"))),
             }
         })
     }
 
-    /// Appends the body to `out` (and `part`); a non-empty `out` is the prefix already held.
+    /// Sends the body to `sink`, which holds bytes `0..from` already.
     async fn stream(
         &self,
         url: Url,
         name: &str,
         limit: u64,
-        out: &mut Vec<u8>,
-        mut part: Option<&mut std::fs::File>,
+        from: u64,
+        sink: &mut dyn Sink,
     ) -> Result<(), FetchError> {
-        use std::io::Write;
         let l = &self.limits;
         let start = Instant::now();
-        let from = out.len() as u64;
         let mut req = self.client.get(url);
         if from > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
@@ -325,14 +281,13 @@ impl HttpFetch {
             name: name.to_owned(),
             why,
         };
+        let mut held = from;
         match resp.status() {
             StatusCode::OK => {
                 if from > 0 {
                     // The server ignored the range: start over.
-                    out.clear();
-                    if let Some(f) = part.as_deref_mut() {
-                        f.set_len(0).map_err(|e| io_err(name, e))?;
-                    }
+                    sink.restart().map_err(|e| io_err(name, e))?;
+                    held = 0;
                 }
             }
             StatusCode::PARTIAL_CONTENT if from > 0 => {
@@ -356,8 +311,10 @@ impl HttpFetch {
         };
         // A declared length over the limit is refused before reading; the body is capped
         // anyway, whatever the header says.
-        let held = out.len() as u64;
-        if resp.content_length().is_some_and(|n| n > limit - held) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > limit.saturating_sub(held))
+        {
             return Err(too_large());
         }
         let mut resp = resp;
@@ -372,13 +329,11 @@ impl HttpFetch {
                 Ok(Ok(Some(chunk))) => {
                     idle_until = Instant::now() + l.idle_timeout;
                     window_bytes += chunk.len() as u64;
-                    if out.len() as u64 + chunk.len() as u64 > limit {
+                    held += chunk.len() as u64;
+                    if held > limit {
                         return Err(too_large());
                     }
-                    out.extend_from_slice(&chunk);
-                    if let Some(f) = part.as_deref_mut() {
-                        f.write_all(&chunk).map_err(|e| io_err(name, e))?;
-                    }
+                    sink.write(&chunk).map_err(|e| io_err(name, e))?;
                 }
                 Ok(Ok(None)) => return Ok(()),
                 Ok(Err(e)) => return Err(io_err(name, e)),
@@ -407,11 +362,19 @@ impl HttpFetch {
 
 impl Fetch for HttpFetch {
     fn metadata(&self, name: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
-        self.get(Kind::Metadata, name, max_len)
+        let mut out = Vec::new();
+        self.run(Kind::Metadata, name, max_len, 0, &mut out)?;
+        Ok(out)
     }
 
-    fn target(&self, path: &str, length: u64) -> Result<Vec<u8>, FetchError> {
-        self.get(Kind::Target, path, length)
+    fn target_into(
+        &self,
+        path: &str,
+        length: u64,
+        from: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), FetchError> {
+        self.run(Kind::Target, path, length, from, sink)
     }
 }
 
@@ -588,23 +551,29 @@ mod tests {
 
     #[test]
     fn resume_starts_over_on_200_and_refuses_a_wrong_content_range() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let part = d.path().join("t.part");
-        std::fs::write(&part, b"XX").expect("write");
+        let mut held = b"XX".to_vec();
         let base = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
         let f = HttpFetch::plain_http_for_tests(&base, limits());
-        assert_eq!(f.target_resumable("t", 5, &part).expect("200"), b"hello");
-        assert_eq!(std::fs::read(&part).expect("read"), b"hello");
+        f.target_into("t", 5, 2, &mut held).expect("200");
+        assert_eq!(held, b"hello", "restarted, not appended");
 
-        std::fs::write(&part, b"he").expect("write");
+        let mut held = b"he".to_vec();
         let base = serve_once(
             b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-4/5\r\nContent-Length: 5\r\n\r\nhello",
         );
         let f = HttpFetch::plain_http_for_tests(&base, limits());
-        let r = f.target_resumable("t", 5, &part);
+        let r = f.target_into("t", 5, 2, &mut held);
         assert!(
             matches!(&r, Err(FetchError::Refused { why, .. }) if why.contains("Content-Range")),
             "{r:?}"
         );
+        // Twin: the right Content-Range appends.
+        let mut held = b"he".to_vec();
+        let base = serve_once(
+            b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-4/5\r\nContent-Length: 3\r\n\r\nllo",
+        );
+        let f = HttpFetch::plain_http_for_tests(&base, limits());
+        f.target_into("t", 5, 2, &mut held).expect("206");
+        assert_eq!(held, b"hello");
     }
 }

@@ -263,27 +263,60 @@ pub fn write_repo(
     keys: &Keys,
     roles: &[(&str, &Value, &Signer)],
 ) -> Vec<u8> {
+    write_repo_opts(dir, keys, roles, true)
+}
+
+/// `write_repo`, with `consistent_snapshot` chosen: when false, `<role>.json` and
+/// `snapshot.json` without version prefixes.
+pub fn write_repo_opts(
+    dir: &std::path::Path,
+    keys: &Keys,
+    roles: &[(&str, &Value, &Signer)],
+    consistent: bool,
+) -> Vec<u8> {
     let m = dir.join("metadata");
     std::fs::create_dir_all(&m).expect("mkdir");
-    let root_b = sign(
-        &default_root(keys, 1, FUTURE),
-        &[&keys.root[0], &keys.root[1]],
-    );
+    let mut root = default_root(keys, 1, FUTURE);
+    root["consistent_snapshot"] = json!(consistent);
+    let root_b = sign(&root, &[&keys.root[0], &keys.root[1]]);
     std::fs::write(m.join("1.root.json"), &root_b).expect("write");
+    let file = |v: u64, name: &str| {
+        if consistent {
+            format!("{v}.{name}.json")
+        } else {
+            format!("{name}.json")
+        }
+    };
     let mut listed = Vec::new();
     for (name, signed, signer) in roles {
         let v = signed["version"].as_u64().expect("version");
-        std::fs::write(m.join(format!("{v}.{name}.json")), sign(signed, &[signer])).expect("write");
+        std::fs::write(m.join(file(v, name)), sign(signed, &[signer])).expect("write");
         listed.push((*name, v));
     }
     let snapshot_b = sign(&snapshot(1, FUTURE, &listed), &[&keys.snapshot]);
-    std::fs::write(m.join("1.snapshot.json"), &snapshot_b).expect("write");
+    std::fs::write(m.join(file(1, "snapshot")), &snapshot_b).expect("write");
     let ts = sign(
         &timestamp(1, FUTURE, 1, Some(&snapshot_b)),
         &[&keys.timestamp],
     );
     std::fs::write(m.join("timestamp.json"), &ts).expect("write");
     root_b
+}
+
+/// Writes target files under `dir/targets/`: `d/<sha256>.<name>` when `consistent`, else
+/// `d/<name>`.
+pub fn write_targets(dir: &std::path::Path, files: &[(&str, &[u8])], consistent: bool) {
+    for (path, content) in files {
+        let (d, base) = path.rsplit_once('/').unwrap_or(("", path));
+        let base = if consistent {
+            format!("{}.{base}", sha256_hex(content))
+        } else {
+            (*base).to_owned()
+        };
+        let full = dir.join("targets").join(d).join(base);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, content).expect("write");
+    }
 }
 
 /// A fetcher that logs each request (`metadata/<name>`, `targets/<path>`) before passing it on.
@@ -316,11 +349,19 @@ impl<F: valise_tuf::fetch::Fetch> valise_tuf::fetch::Fetch for Recording<F> {
         self.inner.metadata(name, max_len)
     }
 
-    fn target(&self, path: &str, length: u64) -> Result<Vec<u8>, valise_tuf::fetch::FetchError> {
-        self.log
-            .lock()
-            .expect("lock")
-            .push(format!("targets/{path}"));
-        self.inner.target(path, length)
+    fn target_into(
+        &self,
+        path: &str,
+        length: u64,
+        from: u64,
+        sink: &mut dyn valise_tuf::fetch::Sink,
+    ) -> Result<(), valise_tuf::fetch::FetchError> {
+        let entry = if from > 0 {
+            format!("targets/{path} from {from}")
+        } else {
+            format!("targets/{path}")
+        };
+        self.log.lock().expect("lock").push(entry);
+        self.inner.target_into(path, length, from, sink)
     }
 }
