@@ -21,17 +21,17 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use time::OffsetDateTime;
 use valise_bundle::{Manifest, TargetCustom};
 use valise_tuf::TrustedSet;
 use valise_tuf::fetch::DirFetch;
 use valise_tuf::fetch::http::HttpFetch;
-use valise_tuf::schema::TargetFile;
 use valise_tuf::store::MetadataStore;
 use valise_tuf::time::{ClockState, TimeFloor};
+use valise_tuf::updater::TargetFile;
 use valise_tuf::updater::{UpdateError, Updater};
 
 use crate::config::Config;
@@ -39,7 +39,7 @@ use crate::engines::EngineControl;
 use crate::history::{CheckRecord, Entry, Outcome, State, StateFile};
 use crate::journal::{Journal, Phase};
 use crate::killpoint;
-use crate::source::{Origin, Shared, Source};
+use crate::source::{Origin, Source};
 use crate::stage::{self, StageInput};
 use crate::switch::{self, current_slot, slot_path};
 
@@ -147,14 +147,18 @@ impl Service {
         rec
     }
 
-    fn refresh(&self, fetch: Shared, now: OffsetDateTime) -> Result<TrustedSet, String> {
-        let updater = Updater::new(fetch, self.metadata.clone());
+    fn refresh(
+        &self,
+        source: Source,
+        now: OffsetDateTime,
+    ) -> Result<(Updater<Source>, TrustedSet), String> {
+        let updater = Updater::new(source, self.metadata.clone());
         let clock = self
             .floor
             .reference_time(now)
             .map(|(_, c)| c)
             .map_err(|e| format!("time floor: {e}"))?;
-        updater.refresh_with_floor(&self.floor, now).map_err(|e| {
+        let set = updater.refresh_with_floor(&self.floor, now).map_err(|e| {
             let hint = match (&e, clock) {
                 (UpdateError::Tuf(valise_tuf::Error::Expired { .. }), ClockState::BehindFloor) => {
                     " (the clock is behind the last successful check; the time floor was used)"
@@ -165,15 +169,16 @@ impl Service {
                 _ => "",
             };
             format!("metadata refused: {e}{hint}")
-        })
+        })?;
+        Ok((updater, set))
     }
 
     fn run(&self, origin: &Origin, now: OffsetDateTime) -> Result<Installed, String> {
         if self.journal.read().map_err(s)? != Phase::Idle {
             self.recover().map_err(|e| format!("recovery: {e}"))?;
         }
-        let source = Arc::new(self.source(origin)?);
-        let set = self.refresh(Shared(source.clone()), now)?;
+        let source = self.source(origin)?;
+        let (updater, mut set) = self.refresh(source, now)?;
         let targets = &set
             .targets("targets")
             .ok_or("no trusted targets")?
@@ -200,10 +205,9 @@ impl Service {
                 reason: format!("up to date ({})", have.join(", ")),
             });
         }
-        let consistent = set.root().signed.consistent_snapshot;
         let mut last = None;
         for (name, custom) in offers {
-            let r = self.install(&source, targets, &name, &custom, consistent, now)?;
+            let r = self.install(&updater, &mut set, &name, &custom, now)?;
             let stop = r.outcome != Outcome::Installed;
             last = Some(r);
             if stop {
@@ -213,82 +217,48 @@ impl Service {
         last.ok_or_else(|| "nothing to do".into())
     }
 
-    /// A verified target in `downloads/<sha256>` (fetched unless already there).
+    /// The target `name` verified in `downloads/<sha256>` (fetched unless already there,
+    /// resumed from a `.part` an earlier check left), read-only.
     fn download(
         &self,
-        source: &Source,
+        updater: &Updater<Source>,
+        set: &mut TrustedSet,
         name: &str,
-        tf: &TargetFile,
-        consistent: bool,
-    ) -> Result<PathBuf, String> {
-        let sha = tf
-            .hashes
-            .0
-            .iter()
-            .find(|(a, _)| a == "sha256")
-            .map(|(_, h)| h.clone())
-            .ok_or_else(|| format!("{name}: no sha256 listed"))?;
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("{name}: bad sha256"));
+    ) -> Result<(PathBuf, TargetFile), String> {
+        let tf = updater
+            .find_target(set, name)
+            .map_err(|e| format!("{name}: {e}"))?
+            .ok_or_else(|| format!("{name}: not a signed target"))?;
+        let sha = sha256_of(&tf).ok_or_else(|| format!("{name}: no sha256 listed"))?;
+        let dest = self.config.state_dir.join("downloads").join(&sha);
+        if !Updater::<Source>::cached_target(&tf, &dest) {
+            updater
+                .download_target(&tf, &dest)
+                .map_err(|e| format!("target refused: {e}"))?;
         }
-        let dir = self.config.state_dir.join("downloads");
-        let done = dir.join(&sha);
-        if done.exists()
-            && valise_models::sha256_file(&done).map_err(s)? == sha
-            && fs::metadata(&done).map_err(s)?.len() == tf.length
-        {
-            return Ok(done);
-        }
-        let part = dir.join(format!("{sha}.part"));
-        let url = valise_tuf::names::target_url_path(name, tf, consistent).map_err(s)?;
-        let bytes = source
-            .target_to(&url, tf.length, &part)
-            .map_err(|e| format!("download {name}: {e}"))?;
-        if let Err(e) = valise_tuf::hashes::verify_length_and_hashes(
-            name,
-            &bytes,
-            Some(tf.length),
-            Some(&tf.hashes),
-        ) {
-            let _ = fs::remove_file(&part);
-            return Err(format!("target refused: {e}"));
-        }
-        {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
-            let _ = fs::remove_file(&part);
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o444)
-                .open(&part)
-                .map_err(s)?;
-            f.write_all(&bytes).map_err(s)?;
-            f.sync_all().map_err(s)?;
-        }
-        killpoint!("download.before_rename");
-        fs::rename(&part, &done).map_err(s)?;
-        stage::fsync_dir(&dir).map_err(s)?;
-        Ok(done)
+        fs::set_permissions(&dest, fs::Permissions::from_mode(0o444)).map_err(s)?;
+        Ok((dest, tf))
     }
 
     fn install(
         &self,
-        source: &Source,
-        targets: &BTreeMap<String, TargetFile>,
+        updater: &Updater<Source>,
+        set: &mut TrustedSet,
         name: &str,
         custom: &TargetCustom,
-        consistent: bool,
         now: OffsetDateTime,
     ) -> Result<Installed, String> {
-        let tf = &targets[name];
-        if tf.length > valise_bundle::MAX_MANIFEST_BYTES {
+        let listed = updater
+            .find_target(set, name)
+            .map_err(|e| format!("{name}: {e}"))?
+            .ok_or_else(|| format!("{name}: not a signed target"))?;
+        if listed.length > valise_bundle::MAX_MANIFEST_BYTES {
             return Err(format!(
                 "{name}: {} bytes, too long for a bundle.toml",
-                tf.length
+                listed.length
             ));
         }
-        let mpath = self.download(source, name, tf, consistent)?;
+        let (mpath, _) = self.download(updater, set, name)?;
         let mbytes = fs::read(&mpath).map_err(s)?;
         let text = String::from_utf8(mbytes.clone()).map_err(|_| format!("{name}: not UTF-8"))?;
         let manifest = Manifest::parse(&text).map_err(|e| format!("{name}: {e}"))?;
@@ -313,15 +283,11 @@ impl Service {
         let mut fetched = 0usize;
         for f in manifest.all_files() {
             let tname = manifest.file_target(&f.path);
-            let ttf = targets
-                .get(&tname)
+            let ttf = updater
+                .find_target(set, &tname)
+                .map_err(|e| format!("{tname}: {e}"))?
                 .ok_or_else(|| format!("{tname}: listed in bundle.toml, not a signed target"))?;
-            let listed = ttf
-                .hashes
-                .0
-                .iter()
-                .any(|(a, h)| a == "sha256" && *h == f.sha256);
-            if ttf.length != f.size || !listed {
+            if ttf.length != f.size || sha256_of(&ttf).as_deref() != Some(f.sha256.as_str()) {
                 return Err(format!(
                     "{tname}: bundle.toml and the signed target disagree on length or sha256"
                 ));
@@ -329,7 +295,7 @@ impl Service {
             let local = match have.get(&f.sha256) {
                 Some(p) => p.clone(),
                 None => {
-                    let p = self.download(source, &tname, ttf, consistent)?;
+                    let (p, _) = self.download(updater, set, &tname)?;
                     fetched += 1;
                     if fetched == 1 {
                         killpoint!("download.mid_bundle");
@@ -532,6 +498,15 @@ impl Service {
     }
 }
 
+/// The target's sha256 (the content address of its download), when listed and well formed.
+fn sha256_of(t: &TargetFile) -> Option<String> {
+    t.hashes
+        .0
+        .iter()
+        .find(|(a, h)| a == "sha256" && h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|(_, h)| h.to_ascii_lowercase())
+}
+
 /// `yyyymmddThhmmssZ`.
 fn slot_stamp(t: OffsetDateTime) -> String {
     format!(
@@ -566,7 +541,7 @@ fn files_by_sha(slot: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
 /// The manifest targets offered to this box: per bundle id the highest version whose wave
 /// includes `identity`, above the installed one, not refused before.
 pub fn offers(
-    targets: &BTreeMap<String, TargetFile>,
+    targets: &BTreeMap<String, valise_tuf::schema::TargetFile>,
     installed: &BTreeMap<String, Manifest>,
     state: &State,
     identity: Option<&str>,

@@ -6,8 +6,8 @@
 /// generates one test per entry, so a point added here is tested without further work; a
 /// name used in `killpoint!` but missing here fails `every_killpoint_is_listed`.
 pub const KILLPOINTS: &[&str] = &[
+    "download.mid_file",
     "download.mid_bundle",
-    "download.before_rename",
     "stage.after_tmp_mkdir",
     "stage.mid_links",
     "stage.before_manifest",

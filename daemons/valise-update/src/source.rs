@@ -1,12 +1,15 @@
 //! Where a check reads the repository: online over HTTPS with mutual TLS, or a copy on a USB
-//! stick (`valisectl update apply DIR`). Both go through the same `valise_tuf::Updater` and
-//! the same target checks; only the transport differs.
+//! stick (`valisectl update apply DIR`). Both go through the same `valise_tuf::Updater`
+//! (refresh, target search, streamed download with hash checks and resume); only the
+//! transport differs.
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::io;
+use std::path::PathBuf;
 
 use valise_tuf::fetch::http::HttpFetch;
-use valise_tuf::fetch::{DirFetch, Fetch, FetchError};
+use valise_tuf::fetch::{DirFetch, Fetch, FetchError, Sink};
+
+use crate::killpoint;
 
 /// Which repository a check reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,32 +35,47 @@ pub enum Source {
     Dir(DirFetch),
 }
 
-impl Source {
-    /// A target into `part`: over HTTP resumed from what `part` holds (Range), from a
-    /// directory read whole. The caller checks length and hashes.
-    pub fn target_to(&self, path: &str, length: u64, part: &Path) -> Result<Vec<u8>, FetchError> {
-        match self {
-            Source::Http(h) => h.target_resumable(path, length, part),
-            Source::Dir(d) => d.target(path, length),
+/// Passes chunks on; the power-cut suite's `download.mid_file` point is after the first.
+struct Watched<'a> {
+    inner: &'a mut dyn Sink,
+    chunks: u64,
+}
+
+impl Sink for Watched<'_> {
+    fn restart(&mut self) -> io::Result<()> {
+        self.inner.restart()
+    }
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.inner.write(chunk)?;
+        self.chunks += 1;
+        if self.chunks == 1 {
+            killpoint!("download.mid_file");
         }
+        Ok(())
     }
 }
 
-/// A `Fetch` over a shared source, so the updater and the target downloads use one client.
-#[derive(Debug, Clone)]
-pub struct Shared(pub Arc<Source>);
-
-impl Fetch for Shared {
+impl Fetch for Source {
     fn metadata(&self, name: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
-        match &*self.0 {
+        match self {
             Source::Http(h) => h.metadata(name, max_len),
             Source::Dir(d) => d.metadata(name, max_len),
         }
     }
-    fn target(&self, path: &str, length: u64) -> Result<Vec<u8>, FetchError> {
-        match &*self.0 {
-            Source::Http(h) => h.target(path, length),
-            Source::Dir(d) => d.target(path, length),
+    fn target_into(
+        &self,
+        path: &str,
+        length: u64,
+        from: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), FetchError> {
+        let mut w = Watched {
+            inner: sink,
+            chunks: 0,
+        };
+        match self {
+            Source::Http(h) => h.target_into(path, length, from, &mut w),
+            Source::Dir(d) => d.target_into(path, length, from, &mut w),
         }
     }
 }

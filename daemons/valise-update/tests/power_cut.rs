@@ -238,8 +238,8 @@ macro_rules! power_cut_tests {
 }
 
 power_cut_tests! {
+    download_mid_file => "download.mid_file",
     download_mid_bundle => "download.mid_bundle",
-    download_before_rename => "download.before_rename",
     stage_after_tmp_mkdir => "stage.after_tmp_mkdir",
     stage_mid_links => "stage.mid_links",
     stage_before_manifest => "stage.before_manifest",
