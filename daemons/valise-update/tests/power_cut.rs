@@ -15,124 +15,14 @@ mod common;
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::*;
+use common::daemon::Harness;
 use valise_update::KILLPOINTS;
 use valise_update::history::Outcome;
 use valise_update::journal::Phase;
-
-const ENGINES: &str = r#"#!/bin/sh
-# Stands in for systemd and the engines: restarts are logged, acceptance fails for a bundle
-# that says so.
-case "$1" in
-  restart) shift; echo "restart $*" >> "$(dirname "$0")/engines.log"; exit 0 ;;
-  accept) if grep -q 'fails acceptance' "$2/bundle.toml"; then echo "case bom-dia: wrong output"; exit 1; fi; exit 0 ;;
-esac
-exit 2
-"#;
-
-struct Harness {
-    b: TestBox,
-    config: PathBuf,
-    socket: PathBuf,
-}
-
-impl Harness {
-    fn new(fail_acceptance: bool) -> Self {
-        let mut b = TestBox::new();
-        let mut pten = bundle("pten", 1);
-        if fail_acceptance {
-            pten.manifest.bundle.description = "fails acceptance".into();
-        }
-        b.repo.publish(&[pten]);
-        // An old slot of the updater's, beyond keep_slots: the commit prunes it.
-        let old = b.store.join("slots/20260101T000000Z-old-1");
-        fs::create_dir_all(old.join("x")).expect("mkdir");
-        fs::write(old.join("x/f"), b"old").expect("f");
-        fs::write(old.join(".complete"), b"").expect("complete");
-        let program = b.tmp.path().join("engines.sh");
-        fs::write(&program, ENGINES).expect("script");
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(&program, fs::Permissions::from_mode(0o755)).expect("chmod");
-        let mut cfg = b.config();
-        cfg.keep_slots = 1;
-        cfg.interval_secs = 86_400;
-        cfg.startup_delay_secs = 86_400;
-        cfg.random_delay_secs = 0;
-        cfg.engines.test_program = Some(program);
-        let config = b.tmp.path().join("valise-update.toml");
-        fs::write(&config, toml::to_string(&cfg).expect("toml")).expect("config");
-        let socket = cfg.socket.clone();
-        Harness { b, config, socket }
-    }
-
-    fn start(&self, killpoint: Option<&str>) -> Child {
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.b.tmp.path().join("daemon.log"))
-            .expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_valise-update"));
-        cmd.arg("--config")
-            .arg(&self.config)
-            .env_remove("VALISE_UPDATE_KILLPOINT")
-            .stdout(Stdio::null())
-            .stderr(log);
-        if let Some(k) = killpoint {
-            cmd.env("VALISE_UPDATE_KILLPOINT", k);
-        }
-        let _ = fs::remove_file(&self.socket);
-        let mut child = cmd.spawn().expect("valise-update");
-        valise_e2e::wait_for_socket(&mut child, &self.socket, Duration::from_secs(30));
-        child
-    }
-
-    /// `curl --unix-socket … -X POST /apply`: the check of the repository copy.
-    fn apply(&self) -> Option<serde_json::Value> {
-        let body = serde_json::json!({"dir": self.b.repo.dir}).to_string();
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "60", "--unix-socket"])
-            .arg(&self.socket)
-            .args([
-                "-X",
-                "POST",
-                "-H",
-                "content-type: application/json",
-                "-d",
-                &body,
-            ])
-            .arg("http://update/apply")
-            .output()
-            .expect("curl");
-        serde_json::from_slice(&out.stdout).ok()
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let out = Command::new("curl")
-            .args(["-sS", "--max-time", "10", "--unix-socket"])
-            .arg(&self.socket)
-            .arg("http://update/status")
-            .output()
-            .expect("curl");
-        serde_json::from_slice(&out.stdout).expect("status JSON")
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.b.tmp.path().join("daemon.log")).unwrap_or_default()
-    }
-
-    /// `current` is a whole slot holding exactly `before` or `after`.
-    fn assert_old_or_new(&self, before: &BTreeMap<String, u64>, after: &BTreeMap<String, u64>) {
-        let got = self.b.check_current();
-        assert!(
-            &got == before || &got == after,
-            "current holds {got:?}, neither {before:?} nor {after:?}"
-        );
-    }
-}
 
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let start = Instant::now();

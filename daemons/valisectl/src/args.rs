@@ -30,6 +30,9 @@ pub enum Command {
     /// This box's identity: make a key and a certificate request, install the signed
     /// certificate, show its state.
     Enroll(crate::pki::EnrollArgs),
+    /// The model updater: check the repository now, apply a USB copy, show installed bundles,
+    /// the last check and why, the next check.
+    Update(crate::update::UpdateArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -5,6 +5,7 @@ mod args;
 mod pki;
 mod transcribe;
 mod translate;
+mod update;
 
 use clap::Parser;
 
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
             args::Command::Token(t) => accounts::token(t),
             args::Command::Ca(c) => pki::ca(c),
             args::Command::Enroll(e) => pki::enroll(e),
+            args::Command::Update(u) => update::run(u).await,
         }
     });
     match outcome {

@@ -4,6 +4,8 @@
 //! updater's state directory with the trusted root, and a configuration.
 #![allow(dead_code)]
 
+#[cfg(feature = "test-hooks")]
+pub mod daemon;
 #[path = "../../../valise-tuf/tests/common/mod.rs"]
 pub mod tuf;
 
