@@ -44,6 +44,8 @@ pub struct Engines {
     pub transcribe_in_flight: u32,
     /// Tries per job when the engine disappears under it (crash, restart, update).
     pub max_attempts: u32,
+    /// The model updater's socket (valise-update): the admin page's `last_update`.
+    pub update_socket: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -149,6 +151,7 @@ impl Default for Engines {
             translate_socket: PathBuf::from("/run/valise/translate.sock"),
             transcribe_in_flight: 2,
             max_attempts: 3,
+            update_socket: PathBuf::from("/run/valise/update.sock"),
         }
     }
 }
