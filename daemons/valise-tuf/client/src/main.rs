@@ -95,7 +95,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             std::fs::create_dir_all(&dir)?;
             let dest = dir.join(names::target_file(&name)?);
             if !Updater::<HttpFetch>::cached_target(&target, &dest) {
-                updater.download_target(&target, &dest)?;
+                let r = updater.download_target(&target, &dest);
+                if r.is_err() {
+                    // The suite counts every file in TARGET_DIR as a download: no resume
+                    // across runs here, so no `.part` left behind.
+                    let mut part = dest.clone().into_os_string();
+                    part.push(".part");
+                    let _ = std::fs::remove_file(part);
+                }
+                r?;
             }
         }
     }
