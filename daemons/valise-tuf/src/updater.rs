@@ -114,8 +114,9 @@ impl<F: Fetch> Updater<F> {
         &self.store
     }
 
-    /// A refresh at the reference time of `floor` for this `clock` reading; the floor is
-    /// raised to that reference time only when the refresh succeeds.
+    /// A refresh at the reference time of `floor` for this `clock` reading; only when it
+    /// succeeds is the floor raised, to that reference time capped by what the trusted
+    /// timestamp shows of real time ([`TimeFloor::justified`]).
     pub fn refresh_with_floor(
         &self,
         floor: &TimeFloor,
@@ -123,7 +124,10 @@ impl<F: Fetch> Updater<F> {
     ) -> Result<TrustedSet, UpdateError> {
         let (reference, _) = floor.reference_time(clock)?;
         let set = self.refresh(reference)?;
-        floor.raise(reference)?;
+        let ts = set
+            .timestamp()
+            .ok_or_else(|| Error::Workflow("no trusted timestamp".into()))?;
+        floor.raise_after_refresh(reference, ts.common())?;
         Ok(set)
     }
 

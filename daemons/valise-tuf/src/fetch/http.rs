@@ -302,7 +302,10 @@ impl HttpFetch {
                     )));
                 }
             }
-            StatusCode::NOT_FOUND => return Err(FetchError::NotFound(name.to_owned())),
+            // 403 too, as python-tuf's fetcher does: it ends a root chain the same way.
+            StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => {
+                return Err(FetchError::NotFound(name.to_owned()));
+            }
             s => return Err(refused(format!("HTTP status {s}"))),
         }
         let too_large = || FetchError::TooLarge {
