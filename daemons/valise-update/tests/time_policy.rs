@@ -40,17 +40,23 @@ fn expired_metadata_install_nothing_and_the_installed_models_keep_serving() {
 #[test]
 fn a_clock_set_back_opens_no_freeze_window() {
     let mut b = TestBox::new();
-    b.repo
-        .publish_with(&[bundle("pten", 1)], &rfc3339(now() + days(30)));
+    b.repo.publish_at(
+        &[bundle("pten", 1)],
+        &rfc3339(now() + days(30)),
+        now() + days(20),
+    );
     let svc = service(&b);
     let r = at(&svc, &b, now() + days(20));
     assert_eq!(r.outcome, Outcome::Installed, "{}", r.reason);
     let floor = svc.floor().read().expect("floor");
     assert_eq!(floor, now() + days(20), "raised by the successful check");
-    // Metadata valid until day 15 only (a frozen mirror), a new bundle in them, and the
-    // box's clock reset to day 0 (dead RTC or an attacker's NTP).
-    b.repo
-        .publish_with(&[bundle("pten", 2)], &rfc3339(now() + days(15)));
+    // Metadata valid until day 15 only, a new bundle in them, and the box's clock reset to
+    // day 0 (dead RTC or an attacker's NTP): at the floor (day 20) they are expired.
+    b.repo.publish_at(
+        &[bundle("pten", 2)],
+        &rfc3339(now() + days(15)),
+        now() + days(21),
+    );
     let r = at(&svc, &b, now());
     assert_eq!(r.outcome, Outcome::Failed);
     assert!(r.reason.contains("clock is behind"), "{}", r.reason);

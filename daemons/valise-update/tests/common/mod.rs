@@ -179,10 +179,25 @@ impl Repo {
     }
 
     /// Publishes a new version of targets, snapshot and timestamp listing `bundles`; the
-    /// timestamp expires at `ts_expires`, the others in 2030.
+    /// timestamp expires at `ts_expires`, the others in 2030. Signed "now" (plus one second
+    /// per publication, so versions grow).
     pub fn publish_with(&mut self, bundles: &[Bundle], ts_expires: &str) -> u64 {
+        let at = now() + time::Duration::seconds(self.version as i64 + 1);
+        self.publish_at(bundles, ts_expires, at)
+    }
+
+    /// Like `publish_with`, signed at `signed_at`: timestamp and snapshot versions are the
+    /// unix seconds of their signing, as `valisectl repo` writes them (DESIGN.md §2.4), so the
+    /// box's time floor can rise to that time.
+    pub fn publish_at(
+        &mut self,
+        bundles: &[Bundle],
+        ts_expires: &str,
+        signed_at: OffsetDateTime,
+    ) -> u64 {
         self.version += 1;
         let v = self.version;
+        let sv = signed_at.unix_timestamp() as u64;
         let mut targets = serde_json::Map::new();
         for b in bundles {
             let m = &b.manifest;
@@ -210,16 +225,16 @@ impl Repo {
         });
         let t = sign(&targets_signed, &[&self.keys.targets]);
         let s = sign(
-            &tuf::snapshot(v, tuf::FUTURE, &[("targets", v)]),
+            &tuf::snapshot(sv, tuf::FUTURE, &[("targets", v)]),
             &[&self.keys.snapshot],
         );
         let ts = sign(
-            &tuf::timestamp(v, ts_expires, v, Some(&s)),
+            &tuf::timestamp(sv, ts_expires, sv, Some(&s)),
             &[&self.keys.timestamp],
         );
         let md = self.dir.join("metadata");
         fs::write(md.join(format!("{v}.targets.json")), t).expect("targets");
-        fs::write(md.join(format!("{v}.snapshot.json")), s).expect("snapshot");
+        fs::write(md.join(format!("{sv}.snapshot.json")), s).expect("snapshot");
         fs::write(md.join("timestamp.json"), ts).expect("timestamp");
         v
     }
