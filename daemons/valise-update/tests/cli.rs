@@ -10,7 +10,11 @@ use common::daemon::Harness;
 use common::*;
 
 fn valisectl(h: &Harness, args: &[&str]) -> Output {
-    Command::new(valise_e2e::bin("valisectl"))
+    // `VALISECTL`: a copy of the binary, where other worktrees share the target directory.
+    let bin = std::env::var_os("VALISECTL")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| valise_e2e::bin("valisectl"));
+    Command::new(bin)
         .arg("update")
         .args(args)
         .env("VALISE_UPDATE_SOCKET", &h.socket)
@@ -83,4 +87,43 @@ fn status_apply_and_check_through_valisectl() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     assert_eq!(v["installed"]["pten"], 1);
     assert_eq!(v["last_check"]["outcome"], "failed");
+}
+
+/// The time policy end to end with the daemon's real clock shifted by `faketime`: a month
+/// after the timestamp expired, `apply` installs nothing and says why, the factory models
+/// stay; with the clock right again the same copy installs.
+#[test]
+fn apply_with_the_clock_a_month_ahead_installs_nothing_then_recovers() {
+    let mut h = Harness::new(false);
+    h.b.repo
+        .publish_with(&[bundle("pten", 1)], &rfc3339(now() + days(2)));
+    let dir = h.b.repo.dir.to_str().expect("utf-8").to_owned();
+    {
+        let _daemon = valise_e2e::KillOnDrop(h.start_at(&faketime_date(now() + days(33))));
+        let o = valisectl(&h, &["apply", &dir]);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let t = text(&o);
+        assert!(
+            t.contains("failed: metadata refused: timestamp expired"),
+            "{t}"
+        );
+        assert!(t.contains("clock ahead"), "{t}");
+        assert_eq!(h.b.current(), "factory");
+    }
+    let _daemon = valise_e2e::KillOnDrop(h.start(None));
+    let o = valisectl(&h, &["apply", &dir]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(h.b.check_current()["pten"], 1);
+}
+
+fn faketime_date(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
 }

@@ -55,12 +55,29 @@ impl Harness {
     }
 
     pub fn start(&self, killpoint: Option<&str>) -> Child {
+        self.start_in(killpoint, None)
+    }
+
+    /// Starts the daemon with its clock at `faketime` (`faketime 'DATE' valise-update …`).
+    pub fn start_at(&self, faketime: &str) -> Child {
+        self.start_in(None, Some(faketime))
+    }
+
+    fn start_in(&self, killpoint: Option<&str>, faketime: Option<&str>) -> Child {
         let log = fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(self.b.tmp.path().join("daemon.log"))
             .expect("log");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_valise-update"));
+        let bin = env!("CARGO_BIN_EXE_valise-update");
+        let mut cmd = match faketime {
+            Some(at) => {
+                let mut c = Command::new("faketime");
+                c.arg(at).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
         cmd.arg("--config")
             .arg(&self.config)
             .env_remove("VALISE_UPDATE_KILLPOINT")
