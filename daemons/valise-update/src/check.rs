@@ -196,6 +196,9 @@ impl Service {
         });
         let offers = offers(targets, &installed, &state, identity.as_deref());
         if offers.is_empty() {
+            // Nothing offered: downloads kept for a resume are no longer wanted.
+            self.clear_downloads()
+                .map_err(|e| format!("downloads: {e}"))?;
             let have: Vec<String> = installed
                 .iter()
                 .map(|(id, m)| format!("{id} {}", m.bundle.version))
@@ -486,6 +489,15 @@ impl Service {
                 self.finish_rollback().map(|_| ())
             }
         }
+    }
+
+    /// Removes every file in `downloads/` (verified files and `.part`s of earlier checks).
+    fn clear_downloads(&self) -> io::Result<()> {
+        let dir = self.config.state_dir.join("downloads");
+        for e in fs::read_dir(&dir)? {
+            fs::remove_file(e?.path())?;
+        }
+        Ok(())
     }
 
     /// The reference time against the floor, for `status`.

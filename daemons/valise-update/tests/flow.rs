@@ -249,6 +249,21 @@ fn a_tampered_target_is_refused_and_nothing_is_staged() {
     assert_eq!(b.current(), "factory");
     assert_eq!(b.slots(), ["factory"]);
     assert!(eng.0.calls.lock().expect("ok").is_empty());
+    // The bundle withdrawn: what was downloaded for it goes at the next check.
+    assert!(
+        fs::read_dir(b.state.join("downloads"))
+            .expect("dir")
+            .count()
+            > 0
+    );
+    b.repo.publish(&[]);
+    assert_eq!(apply(&svc, &b).outcome, Outcome::UpToDate);
+    assert_eq!(
+        fs::read_dir(b.state.join("downloads"))
+            .expect("dir")
+            .count(),
+        0
+    );
 }
 
 #[test]
