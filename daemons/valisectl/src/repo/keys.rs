@@ -71,7 +71,7 @@ impl LoadedKey {
         }
         .as_sign()
         .await
-        .map_err(|e| anyhow::anyhow!("key {}: {e}", path.display()))?;
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
         let key = sign.tuf_key();
         let id = hex::encode(key.key_id().context("key id")?);
         Ok(LoadedKey {
@@ -154,11 +154,24 @@ pub fn id_in(root: &Root, key: &LoadedKey) -> Option<String> {
         .map(|(id, _)| hex::encode(id))
 }
 
-/// The next free `keys/root-N.pem`.
+/// The next `keys/root-N.pem` never used before (retired keys keep their name, prefixed
+/// with their key id, in `keys/revoked/`).
 pub fn next_root_key_path(keys_dir: &Path, revoked: &Path) -> PathBuf {
+    let retired: Vec<String> = std::fs::read_dir(revoked)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
     (1..)
         .map(|n| format!("root-{n}.pem"))
-        .find(|n| !keys_dir.join(n).exists() && !revoked.join(n).exists())
+        .find(|n| {
+            !keys_dir.join(n).exists()
+                && !retired
+                    .iter()
+                    .any(|r| r == n || r.ends_with(&format!("-{n}")))
+        })
         .map(|n| keys_dir.join(n))
         .unwrap_or_else(|| keys_dir.join("root-new.pem"))
 }

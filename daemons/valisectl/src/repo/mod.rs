@@ -763,11 +763,17 @@ async fn rotate(
 
     let mut signers: Vec<LoadedKey> = held.clone();
     signers.extend(new_keys.iter().cloned());
+    // The current root's threshold: a key retired by rotate-root may still sign this once
+    // (rotating two of three keys at once needs it); a revoked key never signs again.
+    let mut old_signers = signers.clone();
+    if !revoke {
+        old_signers.extend(out_keys.iter().cloned());
+    }
     let checks = (|| -> Result<()> {
         check_threshold(
             old,
             RoleType::Root,
-            &signers,
+            &old_signers,
             "the new root, by the current root's keys",
         )?;
         check_threshold(
@@ -789,7 +795,7 @@ async fn rotate(
         return Err(e);
     }
     let by_new = check_threshold(&new, RoleType::Root, &signers, "")?;
-    let by_old = check_threshold(old, RoleType::Root, &signers, "")?;
+    let by_old = check_threshold(old, RoleType::Root, &old_signers, "")?;
     let signed_new = sign(new.clone(), &new, &by_new).await?;
     let signed_old = sign(new.clone(), old, &by_old).await?;
     let merged = signed_new
