@@ -122,11 +122,25 @@ files = [{}]
         self.ok(&["repo", "init", "r"]);
     }
 
-    /// add-bundle, sign, publish.
-    fn publish_bundle(&self, extra: &[&str]) -> String {
+    /// `repo sign r --key K...`, which must fail: its error.
+    fn sign_fails(&self, keys: &[&str]) -> String {
+        let mut args = vec!["repo", "sign", "r"];
+        for k in keys {
+            args.extend(["--key", k]);
+        }
+        self.fails(&args)
+    }
+
+    /// `repo add-bundle r --catalog catalog.toml ...`, which must succeed.
+    fn add(&self, extra: &[&str]) -> String {
         let mut args = vec!["repo", "add-bundle", "r", "--catalog", "catalog.toml"];
         args.extend_from_slice(extra);
-        self.ok(&args);
+        self.ok(&args)
+    }
+
+    /// add-bundle, sign, publish.
+    fn publish_bundle(&self, extra: &[&str]) -> String {
+        self.add(extra);
         self.ok(&["repo", "sign", "r"]);
         self.ok(&["repo", "publish", "r"])
     }
@@ -427,42 +441,16 @@ fn misuse_is_refused_with_a_clear_error() {
     );
 
     // Signing below the threshold; a key file that is not there.
-    w.ok(&[
-        "repo",
-        "add-bundle",
-        "r",
-        "--catalog",
-        "catalog.toml",
-        "--model",
-        STT,
-        "--version",
-        "1",
-    ]);
+    w.add(&["--model", STT, "--version", "1"]);
     let err = w.fails(&["repo", "publish", "r"]);
     assert!(err.contains("not signed"), "{err}");
-    let err = w.fails(&["repo", "sign", "r", "--key", "r/keys/root-1.pem"]);
+    let err = w.sign_fails(&["r/keys/root-1.pem"]);
     assert!(err.contains("threshold not met"), "{err}");
     assert!(err.contains("needs 2"), "{err}");
-    let err = w.fails(&[
-        "repo",
-        "sign",
-        "r",
-        "--key",
-        "r/keys/root-1.pem",
-        "--key",
-        "r/keys/root-9.pem",
-    ]);
+    let err = w.sign_fails(&["r/keys/root-1.pem", "r/keys/root-9.pem"]);
     assert!(err.contains("root-9.pem"), "{err}");
     // The online key is not a targets key.
-    let err = w.fails(&[
-        "repo",
-        "sign",
-        "r",
-        "--key",
-        "r/keys/root-1.pem",
-        "--key",
-        "r/keys/online.pem",
-    ]);
+    let err = w.sign_fails(&["r/keys/root-1.pem", "r/keys/online.pem"]);
     assert!(err.contains("not a targets key"), "{err}");
     // A key readable by others is refused.
     std::fs::set_permissions(
@@ -673,15 +661,7 @@ fn rotated_root_is_followed_by_a_box_that_trusted_root_v1() {
     assert_eq!(revoked.len(), 3, "{revoked:#?}");
     // New keys never reuse a retired key's file name.
     assert!(w.path("r/keys/root-5.pem").exists() && w.path("r/keys/root-6.pem").exists());
-    let err = w.fails(&[
-        "repo",
-        "sign",
-        "r",
-        "--key",
-        revoked[0].to_str().unwrap(),
-        "--key",
-        "r/keys/root-4.pem",
-    ]);
+    let err = w.sign_fails(&[revoked[0].to_str().unwrap(), "r/keys/root-4.pem"]);
     assert!(err.contains("not a targets key"), "{err}");
 }
 
@@ -690,17 +670,7 @@ fn after_revoke_key_the_old_keys_signatures_no_longer_count() {
     let w = World::new();
     w.init();
     // Targets signed by exactly root-1 and root-2 (the threshold).
-    w.ok(&[
-        "repo",
-        "add-bundle",
-        "r",
-        "--catalog",
-        "catalog.toml",
-        "--model",
-        PTEN,
-        "--version",
-        "1",
-    ]);
+    w.add(&["--model", PTEN, "--version", "1"]);
     w.ok(&[
         "repo",
         "sign",
@@ -750,15 +720,7 @@ fn after_revoke_key_the_old_keys_signatures_no_longer_count() {
     assert!(check(root2).is_err());
     // The revoked key file cannot sign any more.
     let revoked = walk(&w.path("r/keys/revoked"));
-    let err = w.fails(&[
-        "repo",
-        "sign",
-        "r",
-        "--key",
-        revoked[0].to_str().unwrap(),
-        "--key",
-        "r/keys/root-2.pem",
-    ]);
+    let err = w.sign_fails(&[revoked[0].to_str().unwrap(), "r/keys/root-2.pem"]);
     assert!(err.contains("not a targets key"), "{err}");
 
     // The online key: a new one signs snapshot and timestamp, the box follows (5.3.11).
@@ -919,17 +881,7 @@ fn published_to_nginx_and_refreshed_over_mutual_tls() {
 
     w.init();
     std::fs::create_dir_all(w.path("www")).unwrap();
-    w.ok(&[
-        "repo",
-        "add-bundle",
-        "r",
-        "--catalog",
-        "catalog.toml",
-        "--model",
-        PTEN,
-        "--version",
-        "1",
-    ]);
+    w.add(&["--model", PTEN, "--version", "1"]);
     w.ok(&["repo", "sign", "r"]);
     let out = w.ok(&["repo", "publish", "r", "--to", "www"]);
     assert!(out.contains("to www"), "{out}");
