@@ -257,6 +257,12 @@ fn init_publishes_a_repository_a_box_trusts_and_keys_stay_private() {
     assert!(err.contains("threshold"), "{err}");
     let err = w.fails(&["repo", "init", "r3", "--expires", "targets=soon"]);
     assert!(err.contains("duration"), "{err}");
+    // Boxes bound their time floor by a 60-day timestamp lifetime: no longer one is issued.
+    let err = w.fails(&["repo", "init", "r4", "--expires", "offline=61d"]);
+    assert!(err.contains("at most 60 days"), "{err}");
+    let err = w.fails(&["repo", "export-offline", "r", "usb", "--expires", "90d"]);
+    assert!(err.contains("at most 60 days"), "{err}");
+    assert!(!w.path("usb").exists());
 
     // refresh-timestamp: a newer timestamp the box takes; the snapshot stays.
     let ts1 = set.timestamp().unwrap().common().version;

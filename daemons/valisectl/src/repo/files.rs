@@ -117,7 +117,17 @@ impl Expiries {
             let (role, dur) = o.split_once('=').with_context(|| {
                 format!("--expires {o:?}: write ROLE=DURATION, e.g. targets=90d")
             })?;
-            parse_duration(dur)?;
+            let d = parse_duration(dur)?;
+            // A box caps how far one refresh may raise its time floor by the longest
+            // timestamp lifetime the repository issues (valise-tuf `time.rs`): never more.
+            let max = valise_tuf::time::MAX_TIMESTAMP_LIFETIME;
+            if matches!(role, "timestamp" | "offline") && d.as_secs() > max.whole_seconds() {
+                bail!(
+                    "--expires {o:?}: a timestamp may live at most {} days (boxes rely on it \
+                     to bound their time floor)",
+                    max.whole_days()
+                );
+            }
             let slot = match role {
                 "root" => &mut self.root,
                 "targets" => &mut self.targets,
