@@ -300,6 +300,11 @@ fn configured_expiries_are_what_the_box_sees() {
     w.ok(&["repo", "publish", "r"]);
     let set = refresh(&b, &w.path("r/published"), now()).unwrap();
     assert!((hours(targets(&set).common().expires) - 240.0).abs() < 1.0);
+    // A root re-signed with no change of keys renews its expiry; the box follows.
+    w.ok(&["repo", "rotate-root", "r", "--expires", "root=30d"]);
+    let set = refresh(&b, &w.path("r/published"), now()).unwrap();
+    assert_eq!(set.root().common().version, 2);
+    assert!((hours(set.root().common().expires) - 30.0 * 24.0).abs() < 1.0);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
@@ -397,8 +402,11 @@ expect_exact = "Good morning."
             .count(),
         1
     );
-    // Nothing staged is left behind.
+    // Nothing staged is left behind, and no temporary file of the writes.
     assert!(!w.path("r/staged").exists());
+    for f in walk(&w.path("r")) {
+        assert!(!f.to_string_lossy().contains(".tmp-"), "{}", f.display());
+    }
     let status = w.ok(&["repo", "status", "r"]);
     assert!(status.contains("starter v1: 5 file(s)"), "{status}");
 }
