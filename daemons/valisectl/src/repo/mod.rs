@@ -246,7 +246,7 @@ pub async fn run(args: RepoArgs) -> Result<()> {
             usbdir,
             expires,
         } => export_offline(&dir, &usbdir, expires).await,
-        RepoCommand::Status { dir } => status(&dir),
+        RepoCommand::Status { dir } => status(&dir).await,
     }
 }
 
@@ -496,9 +496,15 @@ async fn sign_staged(dir: &Path, given: &[PathBuf], expires: &[String]) -> Resul
     Ok(())
 }
 
-/// Copies every target of `t` that is not yet at its spec path in `dest` from `sources`
-/// (in order), checking length and sha256.
-fn place_targets(t: &Targets, sources: &[PathBuf], dest: &Path) -> Result<usize> {
+/// Copies every target of `t` that is not yet at its spec path in `dest`, from the staged
+/// files (by target name) or a published targets tree (by spec path), checking length and
+/// sha256.
+fn place_targets(
+    t: &Targets,
+    staged: Option<&Path>,
+    published: &Path,
+    dest: &Path,
+) -> Result<usize> {
     let mut n = 0;
     for (name, target) in &t.targets {
         let sha = hex::encode(&*target.hashes.sha256);
@@ -509,15 +515,10 @@ fn place_targets(t: &Targets, sources: &[PathBuf], dest: &Path) -> Result<usize>
         {
             continue;
         }
-        let from = sources
-            .iter()
-            .map(|s| {
-                s.join(if s.ends_with("files") {
-                    name.raw()
-                } else {
-                    &rel
-                })
-            })
+        let from = staged
+            .map(|s| s.join(name.raw()))
+            .into_iter()
+            .chain([published.join(&rel)])
             .find(|p| p.is_file())
             .with_context(|| format!("target {}: neither staged nor published", name.raw()))?;
         let (len, got) = files::copy_hashed(&from, &to)?;
@@ -559,7 +560,8 @@ async fn publish(dir: &Path, to: Option<PathBuf>, expires: &[String]) -> Result<
         }
         let copied = place_targets(
             &t.signed,
-            &[repo.layout.staged_files(), repo.layout.targets()],
+            Some(&repo.layout.staged_files()),
+            &repo.layout.targets(),
             &repo.layout.targets(),
         )?;
         let w = Written { version: v, bytes };
@@ -953,7 +955,12 @@ async fn export_offline(dir: &Path, usb: &Path, expires: Option<String>) -> Resu
         &p.targets_bytes,
         0o644,
     )?;
-    let n = place_targets(&p.targets.signed, &[layout.targets()], &usb.join("targets"))?;
+    let n = place_targets(
+        &p.targets.signed,
+        None,
+        &layout.targets(),
+        &usb.join("targets"),
+    )?;
     let exp = &repo.cfg.expires;
     let snap: Written = meta::resign_snapshot(layout, &p, &online, exp, Freshness::Offline).await?;
     let ts = meta::write_snapshot_and_timestamp(
@@ -993,7 +1000,7 @@ async fn export_offline(dir: &Path, usb: &Path, expires: Option<String>) -> Resu
     repo.mirror(None)
 }
 
-fn status(dir: &Path) -> Result<()> {
+async fn status(dir: &Path) -> Result<()> {
     let repo = Repo::open(dir, &[])?;
     let p = Published::load(&repo.layout)?;
     let root = &p.root.signed;
@@ -1033,12 +1040,17 @@ fn status(dir: &Path) -> Result<()> {
     ] {
         println!("{name:<9} v{v:<12} expires {e} ({})", left(e));
     }
-    let held = std::fs::read_dir(repo.layout.keys())
-        .map(|rd| {
-            rd.filter_map(|e| e.ok().map(|e| e.path()))
-                .collect::<Vec<_>>()
-        })
-        .unwrap_or_default();
+    // Key files in keys/ (one that cannot be read is just not listed as held).
+    let mut held = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(repo.layout.keys()) {
+        for e in rd.flatten() {
+            if e.path().extension().is_some_and(|x| x == "pem")
+                && let Ok(k) = LoadedKey::load(&e.path()).await
+            {
+                held.push(k);
+            }
+        }
+    }
     println!("keys:");
     let mut roles_of: Vec<(String, Vec<String>)> = Vec::new();
     for (role, rk) in &root.roles {
@@ -1055,9 +1067,8 @@ fn status(dir: &Path) -> Result<()> {
         roles.sort();
         let file = held
             .iter()
-            .filter(|p| p.extension().is_some_and(|x| x == "pem"))
-            .find(|p| file_key_id(p).is_some_and(|k| k == id))
-            .map(|p| keys::file_name(p))
+            .find(|k| keys::id_in(root, k).is_some_and(|k| k == id))
+            .map(|k| keys::file_name(&k.path))
             .unwrap_or_else(|| "(not in keys/)".into());
         println!("  {id}  {:<28} {file}", roles.join(","));
     }
@@ -1099,13 +1110,4 @@ fn status(dir: &Path) -> Result<()> {
         println!("web root: {}", w.display());
     }
     Ok(())
-}
-
-/// The key id of a key file, read synchronously (status only; errors mean "not a key").
-fn file_key_id(p: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(p).ok()?;
-    let der = valise_pki::pem::private_key("key", &text).ok()?;
-    let sign = tough::sign::parse_keypair(der.secret_der()).ok()?;
-    let key = tough::sign::Sign::tuf_key(&sign);
-    key.key_id().ok().map(hex::encode)
 }
