@@ -409,6 +409,16 @@ expect_exact = "Good morning."
     }
     let status = w.ok(&["repo", "status", "r"]);
     assert!(status.contains("starter v1: 5 file(s)"), "{status}");
+    assert!(status.contains("box check: ok"), "{status}");
+    // A tampered target metadata file: status says a box would refuse it.
+    let tv = targets(&set).common().version;
+    let f = w.path(&format!("r/published/metadata/{tv}.targets.json"));
+    let text = std::fs::read_to_string(&f)
+        .unwrap()
+        .replacen("starter", "starteR", 1);
+    std::fs::write(&f, text).unwrap();
+    let status = w.ok(&["repo", "status", "r"]);
+    assert!(status.contains("box check: REFUSED"), "{status}");
 }
 
 #[test]

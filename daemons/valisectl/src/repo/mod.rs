@@ -1109,5 +1109,28 @@ async fn status(dir: &Path) -> Result<()> {
     if let Some(w) = &repo.cfg.webroot {
         println!("web root: {}", w.display());
     }
+    println!("box check: {}", box_check(&repo.layout)?);
     Ok(())
+}
+
+/// What a box that only trusts root v1 makes of the published tree now: valise-tuf's refresh
+/// (root chain, timestamp, snapshot, targets) from a fresh store.
+fn box_check(layout: &Layout) -> Result<String> {
+    use valise_tuf::fetch::DirFetch;
+    use valise_tuf::store::MetadataStore;
+    let tmp = tempfile::tempdir()?;
+    let store = MetadataStore::open(tmp.path())?;
+    store.write(
+        "root",
+        &std::fs::read(layout.metadata().join("1.root.json"))?,
+    )?;
+    let updater = valise_tuf::updater::Updater::new(DirFetch::new(layout.published()), store);
+    Ok(match updater.refresh(time::OffsetDateTime::now_utc()) {
+        Ok(set) => format!(
+            "ok (a box trusting root v1 reaches root v{} and targets v{})",
+            set.root().common().version,
+            set.targets("targets").map_or(0, |t| t.common().version)
+        ),
+        Err(e) => format!("REFUSED: {e}"),
+    })
 }
