@@ -45,6 +45,7 @@ pub struct RepoArgs {
 pub enum RepoCommand {
     /// Create a repository: root keys, an online key, root v1 and empty targets, published.
     Init {
+        /// Where to create it (empty or absent).
         dir: PathBuf,
         /// Number of root keys (they sign root and targets).
         #[arg(long, default_value_t = 3)]
@@ -63,6 +64,7 @@ pub enum RepoCommand {
     /// Stage a bundle: catalog entries with their files from the model store, and
     /// acceptance cases.
     AddBundle {
+        /// The repository directory (`repo init`).
         dir: PathBuf,
         /// Catalog model ids (`models/catalog.toml`).
         #[arg(long = "model", required = true, num_args = 1..)]
@@ -93,33 +95,41 @@ pub enum RepoCommand {
     },
     /// Sign the staged targets with a threshold of the targets keys.
     Sign {
+        /// The repository directory (`repo init`).
         dir: PathBuf,
         /// Key files (default: every keys/*.pem of DIR).
         #[arg(long = "key")]
         keys: Vec<PathBuf>,
+        /// Expiry per role for this command, e.g. `targets=90d` (repo.toml's otherwise).
         #[arg(long, value_name = "ROLE=DURATION")]
         expires: Vec<String>,
     },
     /// Publish: staged files at their target paths, targets, snapshot, timestamp last.
     Publish {
+        /// The repository directory (`repo init`).
         dir: PathBuf,
         /// Also copy the published repository into this directory (a web root).
         #[arg(long)]
         to: Option<PathBuf>,
+        /// Expiry per role for this command, e.g. `targets=90d` (repo.toml's otherwise).
         #[arg(long, value_name = "ROLE=DURATION")]
         expires: Vec<String>,
     },
     /// Sign a new timestamp (daily, from cron); the snapshot too when it expires soon.
     RefreshTimestamp {
+        /// The repository directory (`repo init`).
         dir: PathBuf,
+        /// Also copy the published repository into this directory (a web root).
         #[arg(long)]
         to: Option<PathBuf>,
+        /// Expiry per role for this command, e.g. `targets=90d` (repo.toml's otherwise).
         #[arg(long, value_name = "ROLE=DURATION")]
         expires: Vec<String>,
     },
     /// A new root: keys removed or added, signed by a threshold of the old and of the new
     /// root keys, checked as a box checks it before it is written.
     RotateRoot {
+        /// The repository directory (`repo init`).
         dir: PathBuf,
         /// Key id (or its first 8+ hex digits) to take out.
         #[arg(long)]
@@ -130,24 +140,31 @@ pub enum RepoCommand {
         /// New threshold for root and targets (default: unchanged).
         #[arg(long)]
         threshold: Option<u32>,
+        /// Key files (default: every keys/*.pem of DIR).
         #[arg(long = "key")]
         keys: Vec<PathBuf>,
+        /// Expiry per role for this command, e.g. `targets=90d` (repo.toml's otherwise).
         #[arg(long, value_name = "ROLE=DURATION")]
         expires: Vec<String>,
     },
     /// Revoke a compromised key: a new root without it (signed without it) and a new key in
     /// its place; its file moves to keys/revoked/.
     RevokeKey {
+        /// The repository directory (`repo init`).
         dir: PathBuf,
+        /// Key id (or its first 8+ hex digits), as `repo status` lists it.
         keyid: String,
+        /// Key files (default: every keys/*.pem of DIR).
         #[arg(long = "key")]
         keys: Vec<PathBuf>,
+        /// Expiry per role for this command, e.g. `targets=90d` (repo.toml's otherwise).
         #[arg(long, value_name = "ROLE=DURATION")]
         expires: Vec<String>,
     },
     /// Set who is offered a bundle: named boxes and/or a share of the fleet (then sign and
     /// publish).
     Wave {
+        /// The repository directory (`repo init`).
         dir: PathBuf,
         /// Bundle id, or ID/VERSION (default: its highest version).
         bundle: String,
@@ -159,7 +176,9 @@ pub enum RepoCommand {
     /// A copy for posts updated from a USB stick: all roots, targets, and a snapshot and
     /// timestamp that stay valid longer.
     ExportOffline {
+        /// The repository directory (`repo init`).
         dir: PathBuf,
+        /// An empty directory (on the USB stick).
         usbdir: PathBuf,
         /// Validity of the copy's snapshot and timestamp (default: `offline` of repo.toml).
         #[arg(long)]
