@@ -33,6 +33,10 @@ pub enum Command {
     /// The model updater: check the repository now, apply a USB copy, show installed bundles,
     /// the last check and why, the next check.
     Update(crate::update::UpdateArgs),
+    /// The central team's TUF repository of model bundles: keys, bundles, signing,
+    /// publication, waves, key rotation and revocation, USB exports.
+    #[cfg(feature = "central")]
+    Repo(crate::repo::RepoArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -3,6 +3,8 @@
 mod accounts;
 mod args;
 mod pki;
+#[cfg(feature = "central")]
+mod repo;
 mod transcribe;
 mod translate;
 mod update;
@@ -33,6 +35,8 @@ fn main() -> std::process::ExitCode {
             args::Command::Ca(c) => pki::ca(c),
             args::Command::Enroll(e) => pki::enroll(e),
             args::Command::Update(u) => update::run(u).await,
+            #[cfg(feature = "central")]
+            args::Command::Repo(r) => repo::run(r).await,
         }
     });
     match outcome {
