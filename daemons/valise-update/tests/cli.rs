@@ -127,3 +127,73 @@ fn faketime_date(t: time::OffsetDateTime) -> String {
         t.second()
     )
 }
+
+/// From the central team's `valisectl repo` (init, add-bundle, sign, publish, export-offline)
+/// to a box's `valisectl update apply` of the USB export: the two sides agree on the format.
+#[test]
+fn a_bundle_published_by_valisectl_repo_installs_from_its_usb_export() {
+    let h = Harness::new(false);
+    let t = h.b.tmp.path();
+    // The central side's dev store: one translation model.
+    let slot = t.join("central/slots/a");
+    let w: Vec<u8> = (0..40_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let v = b"vocabulary".to_vec();
+    let m = model("tiny-pten", &[("model.onnx", &w), ("vocab.spm", &v)]);
+    std::fs::create_dir_all(slot.join("tiny-pten")).expect("mkdir");
+    std::fs::write(slot.join("tiny-pten/model.onnx"), &w).expect("w");
+    std::fs::write(slot.join("tiny-pten/vocab.spm"), &v).expect("v");
+    let catalog = valise_models::Catalog { models: vec![m] }.to_toml();
+    std::fs::write(slot.join("manifest.toml"), &catalog).expect("manifest");
+    std::os::unix::fs::symlink("slots/a", t.join("central/current")).expect("current");
+    std::fs::write(t.join("catalog.toml"), &catalog).expect("catalog");
+    let central = |args: &[&str]| {
+        let bin = std::env::var_os("VALISECTL")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| valise_e2e::bin("valisectl"));
+        let o = Command::new(bin)
+            .args(args)
+            .env("VALISE_MODEL_STORE", t.join("central"))
+            .current_dir(t)
+            .output()
+            .expect("valisectl");
+        assert!(o.status.success(), "valisectl {args:?}: {}", text(&o));
+    };
+    central(&["repo", "init", "r"]);
+    central(&[
+        "repo",
+        "add-bundle",
+        "r",
+        "--catalog",
+        "catalog.toml",
+        "--model",
+        "tiny-pten",
+        "--version",
+        "1",
+    ]);
+    central(&["repo", "sign", "r"]);
+    central(&["repo", "publish", "r"]);
+    central(&["repo", "export-offline", "r", "usb-export"]);
+    // The box ships with the repository's root v1.
+    std::fs::copy(
+        t.join("r/published/metadata/1.root.json"),
+        h.b.state.join("metadata/root.json"),
+    )
+    .expect("root");
+
+    let _daemon = valise_e2e::KillOnDrop(h.start(None));
+    let usb = t.join("usb-export");
+    let o = valisectl(&h, &["apply", usb.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("installed tiny-pten 1"), "{}", text(&o));
+    let bundles = h.b.check_current();
+    assert_eq!(bundles.get("tiny-pten"), Some(&1), "{bundles:?}");
+    let slot = h.b.store.join("slots").join(h.b.current());
+    assert_eq!(
+        std::fs::read(slot.join("tiny-pten/model.onnx")).expect("model"),
+        w
+    );
+    assert!(
+        slot.join("factory-model/w.bin").is_file(),
+        "the factory model stays"
+    );
+}
