@@ -272,6 +272,13 @@ class Client:
 SCENARIOS = []
 
 
+def release(repo: Repo, path: str, data: bytes, algs=("sha256",)) -> None:
+    """A new targets version listing `path`, then snapshot and timestamp."""
+    repo.add_artifact("targets", path, data, algs)
+    repo.publish("targets")
+    repo.update_snapshot()
+
+
 def scenario(fn):
     SCENARIOS.append(fn)
     return fn
@@ -433,9 +440,7 @@ def metadata_unversioned_without_consistent_snapshot(repo, c):
     repo.root.consistent_snapshot = False
     repo.publish("root", bump=False)
     repo.published["root"] = repo.published["root"][-1:]
-    repo.add_artifact("targets", "a.txt", b"abc")
-    repo.publish("targets")
-    repo.update_snapshot()
+    release(repo, "a.txt", b"abc")
     c.init(repo.published["root"][0])
     assert c.download("a.txt") == 0
     assert c.server.take() == [
@@ -461,9 +466,7 @@ def snapshot_hashes_checked_when_listed(repo, c):
 
 @scenario
 def download_hash_prefixed_then_cached(repo, c):
-    repo.add_artifact("targets", "dir/a file.txt", b"payload")
-    repo.publish("targets")
-    repo.update_snapshot()
+    release(repo, "dir/a file.txt", b"payload")
     c.init(repo.published["root"][0])
     assert c.download("dir/a file.txt") == 0
     h = hashlib.sha256(b"payload").hexdigest()
@@ -475,9 +478,7 @@ def download_hash_prefixed_then_cached(repo, c):
 
 @scenario
 def sha512_only_target(repo, c):
-    repo.add_artifact("targets", "b.bin", b"\x00\x01", algs=("sha512",))
-    repo.publish("targets")
-    repo.update_snapshot()
+    release(repo, "b.bin", b"\x00\x01", algs=("sha512",))
     c.init(repo.published["root"][0])
     assert c.download("b.bin") == 0
     assert c.downloads() == {"b.bin": b"\x00\x01"}
@@ -485,9 +486,7 @@ def sha512_only_target(repo, c):
 
 @scenario
 def wrong_target_bytes_refused(repo, c):
-    repo.add_artifact("targets", "a.txt", b"good")
-    repo.publish("targets")
-    repo.update_snapshot()
+    release(repo, "a.txt", b"good")
     repo.artifacts["a.txt"] = b"evil"
     c.init(repo.published["root"][0])
     assert c.download("a.txt") == 1
@@ -496,9 +495,7 @@ def wrong_target_bytes_refused(repo, c):
 
 @scenario
 def target_longer_than_listed_refused(repo, c):
-    repo.add_artifact("targets", "a.txt", b"good")
-    repo.publish("targets")
-    repo.update_snapshot()
+    release(repo, "a.txt", b"good")
     repo.artifacts["a.txt"] = b"good and more"
     c.init(repo.published["root"][0])
     assert c.download("a.txt") == 1
@@ -507,14 +504,10 @@ def target_longer_than_listed_refused(repo, c):
 
 @scenario
 def changed_artifact_downloaded_again_under_the_same_name(repo, c):
-    repo.add_artifact("targets", "a.txt", b"one")
-    repo.publish("targets")
-    repo.update_snapshot()
+    release(repo, "a.txt", b"one")
     c.init(repo.published["root"][0])
     assert c.download("a.txt") == 0
-    repo.add_artifact("targets", "a.txt", b"two!")
-    repo.publish("targets")
-    repo.update_snapshot()
+    release(repo, "a.txt", b"two!")
     assert c.download("a.txt") == 0
     assert c.downloads() == {"a.txt": b"two!"}
 
