@@ -156,9 +156,11 @@ class Repo:
             ver, _, role = name.partition(".")
             if not ver.isdigit() or role not in self.published:
                 return None
-            versions = self.published[role]
-            n = int(ver)
-            return versions[n - 1] if 1 <= n <= len(versions) else None
+            # The last one published with that version (tests may publish out of order).
+            for data in reversed(self.published[role]):
+                if Metadata.from_bytes(data).signed.version == int(ver):
+                    return data
+            return None
         if path.startswith("/targets/"):
             rest = parse.unquote(path[len("/targets/") :])
             d, sep, base = rest.rpartition("/")
@@ -422,6 +424,58 @@ def fast_forward_recovery_by_rotating_timestamp_key(repo, c):
     repo.update_timestamp()
     assert c.refresh() == 0
     assert c.version("timestamp") == 3
+
+
+@scenario
+def same_version_timestamp_with_other_bytes_keeps_the_trusted_one(repo, c):
+    c.init(repo.published["root"][0])
+    assert c.refresh() == 0
+    first = c.trusted()["timestamp.json"]
+    repo.signed("timestamp").expires += datetime.timedelta(days=1)
+    repo.publish("timestamp", bump=False)
+    assert repo.published["timestamp"][-1] != first
+    assert c.refresh() == 0
+    assert c.trusted()["timestamp.json"] == first
+
+
+@scenario
+def snapshot_fast_forward_recovery_by_rotating_snapshot_key(repo, c):
+    c.init(repo.published["root"][0])
+    repo.signed("snapshot").version = 99
+    repo.publish("snapshot", bump=False)
+    repo.update_timestamp()
+    assert c.refresh() == 0
+    assert c.version("snapshot") == 99
+    repo.signed("snapshot").version = 2
+    repo.publish("snapshot", bump=False)
+    repo.update_timestamp()
+    assert c.refresh() == 1, "snapshot 2 after 99: rollback until the key rotates"
+    repo.rotate("snapshot")
+    repo.publish("root")
+    repo.signed("snapshot").version = 3
+    repo.publish("snapshot", bump=False)
+    repo.update_timestamp()
+    assert c.refresh() == 0
+    assert c.version("snapshot") == 3
+
+
+@scenario
+def targets_fast_forward_recovery_by_rotating_snapshot_key(repo, c):
+    c.init(repo.published["root"][0])
+    repo.signed("targets").version = 99
+    repo.publish("targets", bump=False)
+    repo.update_snapshot()
+    assert c.refresh() == 0
+    assert c.version("targets") == 99
+    repo.signed("targets").version = 2
+    repo.publish("targets", bump=False)
+    repo.update_snapshot()
+    assert c.refresh() == 1, "snapshot lists targets 2 after 99"
+    repo.rotate("snapshot")
+    repo.publish("root")
+    repo.update_snapshot()
+    assert c.refresh() == 0
+    assert c.version("targets") == 2
 
 
 @scenario
