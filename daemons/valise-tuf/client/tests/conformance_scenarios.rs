@@ -2,8 +2,8 @@
 //! python-tuf 6.0, the client driven through CLIENT-CLI.md) against this crate's binary,
 //! with Ed25519 repository keys to stay quick (the script `scripts/tuf-conformance` runs it
 //! with the suite's default RSA keys). It needs the venv `scripts/tuf-conformance` makes
-//! (`/var/cache/valise/venv-tuf-conformance`, or `VALISE_TUF_CONFORMANCE_VENV`) and
-//! `faketime`; without them it says so and passes, as the tests needing fetched data do.
+//! (`/var/cache/valise/venv-tuf-conformance`, or `VALISE_TUF_CONFORMANCE_VENV`; `scripts/setup`
+//! makes it) and `faketime` (`scripts/install-deps`); without them it fails and says so.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -15,13 +15,11 @@ fn python_tuf_scenarios_pass() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/valise/venv-tuf-conformance"));
     let python = venv.join("bin/python");
-    if !python.exists() || !Path::new("/usr/bin/faketime").exists() {
-        eprintln!(
-            "skipped: no {} or no faketime (run scripts/tuf-conformance once)",
-            python.display()
-        );
-        return;
-    }
+    assert!(
+        python.exists() && Path::new("/usr/bin/faketime").exists(),
+        "no {} or no faketime: run scripts/setup",
+        python.display()
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/conformance/run.py");
     let out = Command::new(&python)
         .arg(&script)
