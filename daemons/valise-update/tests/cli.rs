@@ -2,12 +2,12 @@
 //! stands in for systemd and the engines, as in the power-cut suite): what a person reads,
 //! and exit statuses a script can rely on. Needs `valisectl` built (`cargo build -p valisectl`).
 
-mod common;
+mod fixture;
 
 use std::process::{Command, Output};
 
-use common::daemon::Harness;
-use common::*;
+use fixture::daemon::Harness;
+use fixture::*;
 
 fn valisectl(h: &Harness, args: &[&str]) -> Output {
     // `VALISECTL`: a copy of the binary, where other worktrees share the target directory.

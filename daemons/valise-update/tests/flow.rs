@@ -3,14 +3,14 @@
 //! in-test `EngineControl` that records restarts and passes or fails acceptance on demand
 //! (the systemd and acceptance modules are tested on their own).
 
-mod common;
+mod fixture;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use common::*;
+use fixture::*;
 use valise_bundle::{Engine, Manifest, Wave};
 use valise_update::Service;
 use valise_update::history::Outcome;

@@ -3,9 +3,9 @@
 //! installed, its identity (`site/box` from that certificate) decides the wave, and the same
 //! flow as a USB copy installs the bundle. A box the wave does not name installs nothing.
 
-mod common;
+mod fixture;
 
-use common::*;
+use fixture::*;
 use valise_bundle::Wave;
 use valise_e2e::nginx::{Nginx, NginxTls};
 use valise_pki::BoxIdentity;

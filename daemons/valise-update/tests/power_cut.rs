@@ -10,7 +10,7 @@
 //! points install such a bundle, B′). SIGKILL keeps the page cache, so the fsync order is
 //! reviewed in the code, not proven here.
 
-mod common;
+mod fixture;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::daemon::Harness;
+use fixture::daemon::Harness;
 use valise_update::KILLPOINTS;
 use valise_update::history::Outcome;
 use valise_update::journal::Phase;

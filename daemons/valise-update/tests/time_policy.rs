@@ -4,9 +4,9 @@
 //! trusted root does not brick a box that was offline, and the installed models keep serving
 //! whatever the metadata do.
 
-mod common;
+mod fixture;
 
-use common::*;
+use fixture::*;
 use valise_update::Service;
 use valise_update::history::Outcome;
 use valise_update::source::Origin;
@@ -124,5 +124,5 @@ fn weeks_offline_with_an_expired_trusted_root_follow_the_root_chain_from_usb() {
 }
 
 fn tuf_future() -> &'static str {
-    common::tuf::FUTURE
+    fixture::tuf::FUTURE
 }
