@@ -16,6 +16,7 @@
 pub mod canonical;
 pub mod crypto;
 pub mod delegation;
+pub mod download;
 pub mod error;
 pub mod fetch;
 pub mod hashes;
@@ -30,3 +31,4 @@ pub mod verify;
 
 pub use error::Error;
 pub use trusted::TrustedSet;
+pub use updater::{TargetFile, UpdateError, Updater};

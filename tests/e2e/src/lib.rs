@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod engines;
+pub mod fake_systemd;
 pub mod mosquitto;
 pub mod nginx;
 
