@@ -30,6 +30,13 @@ pub struct Running {
 }
 
 impl Running {
+    /// Delivers the stop (what SIGTERM does in the daemon) without waiting for the exit.
+    pub fn signal_stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
