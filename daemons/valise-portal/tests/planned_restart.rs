@@ -12,30 +12,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Client, Portal, config_in};
+use common::{Portal, config_in, wait_job};
 use reqwest::StatusCode;
-use serde_json::Value;
 use valise_e2e::engines::EngineProc;
 use valise_e2e::testdata;
 use valise_engine_client::TranscribeClient;
 use valise_protocol::JobState;
-
-async fn wait_job(c: &Client, id: &str, limit: Duration) -> Value {
-    let start = Instant::now();
-    loop {
-        let (s, j) = c.get_json(&format!("/api/jobs/{id}")).await;
-        assert_eq!(s, StatusCode::OK, "{j}");
-        if ["done", "failed", "cancelled"].contains(&j["state"].as_str().unwrap()) {
-            return j;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "job still {} after {limit:?}: {j}",
-            j["state"]
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 /// `systemctl restart`, blocking this worker only.
 fn restart(e: &mut EngineProc) -> Duration {
@@ -56,13 +38,7 @@ async fn planned_restart_of_both_engines_loses_and_fails_no_job() {
     // Two minutes of speech: long enough to be mid-job when the engine stops.
     let long = dir.path().join("long.wav");
     let jfk = testdata("jfk.wav");
-    valise_e2e::ffmpeg(&[
-        "-stream_loop",
-        "9",
-        "-i",
-        jfk.to_str().unwrap(),
-        long.to_str().unwrap(),
-    ]);
+    valise_e2e::looped_audio(&jfk, 10, &long);
     let p = Portal::start_with(dir, config).await;
     p.add_user("ana", false);
     let c = p.login("ana").await;

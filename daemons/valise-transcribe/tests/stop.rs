@@ -29,13 +29,7 @@ async fn a_planned_stop_reports_dropped_jobs_and_exits_once_they_are_noticed() {
     let c = r.client.clone();
     let jfk = common::testdata("jfk.wav");
     let long = dir.path().join("long.wav");
-    common::ffmpeg(&[
-        "-stream_loop",
-        "9",
-        "-i",
-        jfk.to_str().unwrap(),
-        long.to_str().unwrap(),
-    ]);
+    common::looped_audio(&jfk, 10, &long);
 
     // One job done and not collected yet, one running, one queued behind it.
     let done = c.submit_file(&jfk, &opts()).await.unwrap().id;
@@ -73,7 +67,10 @@ async fn a_planned_stop_reports_dropped_jobs_and_exits_once_they_are_noticed() {
         assert_eq!(s.state, JobState::Failed, "{s:?}");
         assert!(s.error.unwrap().is_engine_stopping());
     }
-    assert!(!r.task.is_finished(), "exited before the result was collected");
+    assert!(
+        !r.task.is_finished(),
+        "exited before the result was collected"
+    );
     let t = c.result(&done, Format::Txt).await.unwrap();
     assert!(common::words(&t).contains("ask not"), "{t}");
     let stopped = Instant::now();
@@ -86,7 +83,10 @@ async fn a_planned_stop_reports_dropped_jobs_and_exits_once_they_are_noticed() {
     // Nothing of the uploads is left behind.
     let start = Instant::now();
     while std::fs::read_dir(&spool).unwrap().next().is_some() {
-        assert!(start.elapsed() < Duration::from_secs(10), "spool not emptied");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "spool not emptied"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -177,13 +177,7 @@ async fn acceptance_passes_and_fails_precisely_through_the_real_engines() {
     let mut m = manifest(&bundle, vec![]);
     let long = bundle.join("acceptance/long.wav");
     let src = valise_e2e::testdata("jfk.wav");
-    valise_e2e::ffmpeg(&[
-        "-stream_loop",
-        "9",
-        "-i",
-        src.to_str().unwrap(),
-        long.to_str().unwrap(),
-    ]);
+    valise_e2e::looped_audio(&src, 10, &long);
     m.files.push(FileEntry {
         path: "acceptance/long.wav".into(),
         size: std::fs::metadata(&long).unwrap().len(),
