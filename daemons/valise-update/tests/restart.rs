@@ -1,18 +1,22 @@
 //! Engine restarts through systemd's D-Bus API, against a fake `org.freedesktop.systemd1` on a
 //! private `dbus-daemon` (`valise_e2e::fake_systemd`): its `RestartUnit` really stops the
 //! engine process with SIGTERM and starts it again with the dev models, as systemd would.
+//! After the restart, a bundle's acceptance cases pass through the new processes: the engine
+//! half of an update, end to end.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::{JFK, PT_EN, jfk, manifest, pt_en, sockets};
 use valise_bundle::Engine;
 use valise_e2e::engines::EngineProc;
 use valise_e2e::fake_systemd::{FakeSystemd, RestartFn, UnitState};
 use valise_engine_client::{TranscribeClient, TranslateClient};
-use valise_protocol::translate::TranslateRequest;
-use valise_update::acceptance::EngineSockets;
+use valise_update::acceptance::run_acceptance;
 use valise_update::systemd::{SystemdUnits, UnitError, UnitManager, restart_engines};
 
 const UNITS: [&str; 2] = ["valise-transcribe.service", "valise-translate.service"];
@@ -29,15 +33,8 @@ fn result(r: &'static str) -> RestartFn {
     Arc::new(move |_, _| Box::pin(async move { r.to_owned() }))
 }
 
-fn sockets(dir: &std::path::Path) -> EngineSockets {
-    EngineSockets {
-        transcribe: dir.join("transcribe.sock"),
-        translate: dir.join("translate.sock"),
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restart_engines_restarts_both_real_engines_and_returns_once_they_serve() {
+async fn restart_engines_restarts_both_real_engines_then_acceptance_passes_on_them() {
     let dir = tempfile::tempdir().unwrap();
     let (t, l) = valise_e2e::engines::start_engines(dir.path(), 2);
     let old = (t.pid(), l.pid());
@@ -98,15 +95,13 @@ async fn restart_engines_restarts_both_real_engines_and_returns_once_they_serve(
     };
     assert!(new.0 != old.0 && new.1 != old.1, "{old:?} -> {new:?}");
     TranscribeClient::new(&s.transcribe).health().await.unwrap();
-    let r = TranslateClient::new(&s.translate)
-        .translate(&TranslateRequest {
-            text: "Bom dia.".into(),
-            source: "pt".into(),
-            target: "en".into(),
-        })
-        .await
-        .unwrap();
-    assert!(!r.translation.is_empty());
+    TranslateClient::new(&s.translate).health().await.unwrap();
+
+    // The bundle's cases, through the restarted engines.
+    let bundle = dir.path().join("bundle");
+    let m = manifest(&bundle, vec![jfk(JFK, 0.10), pt_en(PT_EN)]);
+    let passed = run_acceptance(&m, &bundle, &s).await.unwrap();
+    assert_eq!(passed.len(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
