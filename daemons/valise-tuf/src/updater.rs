@@ -1,11 +1,21 @@
-//! One metadata refresh (spec 1.0.x §5.3–5.6, top-level roles only) over a [`Fetch`]: the
+//! The client workflow over a [`Fetch`] (HTTPS with mutual TLS or a USB copy).
+//!
+//! [`Updater::refresh`], spec 1.0.x §5.3–5.6 for the top-level roles: the
 //! trusted root from the [`MetadataStore`], the root chain `N+1.root.json` up to
 //! [`MAX_ROOT_ROTATIONS`] steps, then timestamp, snapshot (`N.snapshot.json` with consistent
 //! snapshots) and targets. Each verified file is written to the store as it was fetched;
 //! nothing is written for a step that fails. Local timestamp/snapshot/targets are loaded
 //! first (python-tuf's `Updater._load_*`, read, not copied) so rollback checks compare
 //! against them, and a local snapshot or targets that is still the version listed is used
-//! without fetching. Delegated roles, target downloads and HTTP come later.
+//! without fetching.
+//!
+//! [`Updater::find_target`], spec 5.6.7: the lazy delegation search, one role fetched
+//! only when the search reaches it. [`Updater::download_target`] and
+//! [`Updater::cached_target`], spec 5.7: see [`crate::download`].
+//!
+//! valise-update's check: `refresh_with_floor` (reference time from the [`TimeFloor`]),
+//! `find_target` for each target it wants, `cached_target` on the local copy, else
+//! `download_target` (resumes an interrupted `.part`).
 
 use std::io;
 use std::path::Path;

@@ -70,12 +70,7 @@ fn search_is_lazy_preorder_depth_first() {
         Signer::new(13),
         Signer::new(14),
     );
-    let d = |name, key, paths| Deleg {
-        name,
-        key,
-        paths,
-        terminating: false,
-    };
+    let d = Deleg::to;
     let top = targets_with(
         1,
         &[],
@@ -161,18 +156,8 @@ fn nested(a1_terminating: bool) -> (World, TrustedSet) {
         1,
         &[],
         Some(delegations(&[
-            Deleg {
-                name: "A",
-                key: &ka,
-                paths: &["*"],
-                terminating: false,
-            },
-            Deleg {
-                name: "B",
-                key: &kb,
-                paths: &["*"],
-                terminating: false,
-            },
+            Deleg::to("A", &ka, &["*"]),
+            Deleg::to("B", &kb, &["*"]),
         ])),
     );
     let a = targets_with(
@@ -236,12 +221,7 @@ fn non_terminating_twin_goes_on_to_the_next_role() {
 fn delegation_cycles_end_and_each_role_is_fetched_once() {
     let keys = Keys::new();
     let (ka, kb) = (Signer::new(10), Signer::new(11));
-    let to = |name, key| Deleg {
-        name,
-        key,
-        paths: &["*"],
-        terminating: false,
-    };
+    let to = |name, key| Deleg::to(name, key, &["*"]);
     let top = targets_with(1, &[], Some(delegations(&[to("A", &ka)])));
     let a = targets_with(1, &[], Some(delegations(&[to("B", &kb), to("A", &ka)])));
     let b = targets_with(1, &[], Some(delegations(&[to("A", &ka), to("B", &kb)])));
@@ -271,14 +251,7 @@ fn chain() -> World {
     let names: Vec<String> = (1..=40).map(|i| format!("r{i}")).collect();
     let mut signed = Vec::new();
     for i in 0..=40usize {
-        let next = (i < 40).then(|| {
-            delegations(&[Deleg {
-                name: &names[i],
-                key: &signers[i + 1],
-                paths: &["*"],
-                terminating: false,
-            }])
-        });
+        let next = (i < 40).then(|| delegations(&[Deleg::to(&names[i], &signers[i + 1], &["*"])]));
         let files: &[(&str, &[u8])] = if i == 40 { &[("deep", b"deep")] } else { &[] };
         signed.push(targets_with(1, files, next));
     }
@@ -338,30 +311,10 @@ fn paths_per_segment_and_hash_prefixes_choose_the_roles() {
     let target = "models/fr-en/model.bin";
     // sha256(target) starts with b7494ad7 (Python's hashlib agrees).
     let mut d = delegations(&[
-        Deleg {
-            name: "P",
-            key: &kp,
-            paths: &["models/*"],
-            terminating: false,
-        },
-        Deleg {
-            name: "Q",
-            key: &kq,
-            paths: &["models/*/*.bin"],
-            terminating: false,
-        },
-        Deleg {
-            name: "R",
-            key: &kr,
-            paths: &[],
-            terminating: false,
-        },
-        Deleg {
-            name: "S",
-            key: &ks,
-            paths: &[],
-            terminating: false,
-        },
+        Deleg::to("P", &kp, &["models/*"]),
+        Deleg::to("Q", &kq, &["models/*/*.bin"]),
+        Deleg::to("R", &kr, &[]),
+        Deleg::to("S", &ks, &[]),
     ]);
     d["roles"][2].as_object_mut().expect("role").remove("paths");
     d["roles"][2]["path_hash_prefixes"] = json!(["00", "b8"]);
@@ -447,12 +400,7 @@ fn role_names_percent_encoded_in_urls_and_store() {
     let top = targets_with(
         1,
         &[],
-        Some(delegations(&[Deleg {
-            name: "équipe lisbonne",
-            key: &k,
-            paths: &["*"],
-            terminating: false,
-        }])),
+        Some(delegations(&[Deleg::to("équipe lisbonne", &k, &["*"])])),
     );
     let role = targets_with(1, &[("t", b"t")], None);
     let w = World::new(|dir| {
@@ -480,16 +428,7 @@ fn one_delegation(signer_seed: u8, listed: u64, role_version: u64) -> (World, Tr
     let keys = Keys::new();
     let ka = Signer::new(10);
     let signer = Signer::new(signer_seed);
-    let top = targets_with(
-        1,
-        &[],
-        Some(delegations(&[Deleg {
-            name: "A",
-            key: &ka,
-            paths: &["*"],
-            terminating: false,
-        }])),
-    );
+    let top = targets_with(1, &[], Some(delegations(&[Deleg::to("A", &ka, &["*"])])));
     let a = targets_with(role_version, &[("f", b"f")], None);
     let w = World::new(|dir| {
         let root = write_repo(
@@ -554,16 +493,7 @@ fn delegated_role_version_must_be_the_snapshot_s() {
 fn delegated_role_missing_from_snapshot_is_an_error() {
     let keys = Keys::new();
     let ka = Signer::new(10);
-    let top = targets_with(
-        1,
-        &[],
-        Some(delegations(&[Deleg {
-            name: "A",
-            key: &ka,
-            paths: &["*"],
-            terminating: false,
-        }])),
-    );
+    let top = targets_with(1, &[], Some(delegations(&[Deleg::to("A", &ka, &["*"])])));
     let w = World::new(|dir| write_repo(dir, &keys, &[("targets", &top, &keys.targets)]));
     let mut set = w.refreshed();
     let r = w.updater().find_target(&mut set, "f");

@@ -30,6 +30,10 @@ pub enum Command {
     /// This box's identity: make a key and a certificate request, install the signed
     /// certificate, show its state.
     Enroll(crate::pki::EnrollArgs),
+    /// The central team's TUF repository of model bundles: keys, bundles, signing,
+    /// publication, waves, key rotation and revocation, USB exports.
+    #[cfg(feature = "central")]
+    Repo(crate::repo::RepoArgs),
 }
 
 #[derive(clap::Args, Debug)]

@@ -3,6 +3,8 @@
 mod accounts;
 mod args;
 mod pki;
+#[cfg(feature = "central")]
+mod repo;
 mod transcribe;
 mod translate;
 
@@ -31,6 +33,8 @@ fn main() -> std::process::ExitCode {
             args::Command::Token(t) => accounts::token(t),
             args::Command::Ca(c) => pki::ca(c),
             args::Command::Enroll(e) => pki::enroll(e),
+            #[cfg(feature = "central")]
+            args::Command::Repo(r) => repo::run(r).await,
         }
     });
     match outcome {

@@ -24,7 +24,9 @@ struct Server {
 }
 
 impl Server {
-    fn start(root: PathBuf) -> Self {
+    /// The request for `cut` (if any) gets its full Content-Length and only half the body
+    /// before the connection closes (an interrupted download).
+    fn start_cutting(root: PathBuf, cut: String) -> Self {
         let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         let base = format!("http://{}", l.local_addr().unwrap());
         let log: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -52,6 +54,17 @@ impl Server {
                     .filter(|segs| segs.iter().all(|s| !s.is_empty() && s != ".."))
                     .map(|segs| segs.iter().fold(root.clone(), |p, s| p.join(s)))
                     .and_then(|p| std::fs::read(p).ok());
+                let file = match file {
+                    Some(body) if path == cut => {
+                        let head =
+                            format!("HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+                        let _ = s
+                            .write_all(head.as_bytes())
+                            .and_then(|()| s.write_all(&body[..body.len() / 2]));
+                        continue;
+                    }
+                    f => f,
+                };
                 let _ = match file {
                     Some(body) => s
                         .write_all(
@@ -169,6 +182,11 @@ fn dir_files(d: &Path) -> Vec<(String, Vec<u8>)> {
 /// targets delegates `docs/*` to role "docs team"; "docs team" lists `docs/café ✓.txt`;
 /// targets itself lists `a.txt`.
 fn world() -> World {
+    world_cutting(String::new())
+}
+
+/// `world()`, the server cutting the request for `cut` short.
+fn world_cutting(cut: String) -> World {
     let keys = Keys::new();
     let kd = Signer::new(10);
     let tmp = tempfile::tempdir().unwrap();
@@ -194,7 +212,7 @@ fn world() -> World {
         &[("a.txt", b"hello"), ("docs/café ✓.txt", b"ol\xc3\xa1")],
         true,
     );
-    let server = Server::start(repo);
+    let server = Server::start_cutting(repo, cut);
     World { tmp, server, root }
 }
 
@@ -328,4 +346,14 @@ fn init_with_a_missing_root_file_exits_1() {
         ]),
         1
     );
+}
+
+#[test]
+fn an_interrupted_download_exits_1_and_leaves_no_part_file() {
+    // The suite counts every file in the target directory as a download.
+    let cut = format!("/targets/{}.a.txt", sha256_hex(b"hello"));
+    let w = world_cutting(cut);
+    w.init();
+    assert_eq!(w.download("a.txt"), 1);
+    assert_eq!(dir_files(&w.dl()), Vec::new());
 }

@@ -553,6 +553,25 @@ mod tests {
     }
 
     #[test]
+    fn forbidden_and_not_found_both_end_a_root_chain() {
+        for status in ["403 Forbidden", "404 Not Found"] {
+            let head = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+            let base = serve_once(Box::leak(head.into_bytes().into_boxed_slice()));
+            let f = HttpFetch::plain_http_for_tests(&base, limits());
+            let r = f.metadata("3.root.json", 100);
+            assert!(
+                matches!(&r, Err(FetchError::NotFound(n)) if n == "3.root.json"),
+                "{r:?}"
+            );
+        }
+        // Twin: another refusal is not "not found".
+        let base = serve_once(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+        let f = HttpFetch::plain_http_for_tests(&base, limits());
+        let r = f.metadata("3.root.json", 100);
+        assert!(matches!(&r, Err(FetchError::Refused { .. })), "{r:?}");
+    }
+
+    #[test]
     fn resume_starts_over_on_200_and_refuses_a_wrong_content_range() {
         let mut held = b"XX".to_vec();
         let base = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");

@@ -239,6 +239,18 @@ pub struct Deleg<'a> {
     pub terminating: bool,
 }
 
+impl<'a> Deleg<'a> {
+    /// A non-terminating delegation of `paths` to `name`.
+    pub fn to(name: &'a str, key: &'a Signer, paths: &'a [&'a str]) -> Self {
+        Deleg {
+            name,
+            key,
+            paths,
+            terminating: false,
+        }
+    }
+}
+
 /// `delegations` with `roles` in this order (threshold 1 each).
 pub fn delegations(roles: &[Deleg]) -> Value {
     let mut keys = serde_json::Map::new();
