@@ -58,6 +58,8 @@ pub struct Engines {
     pub translate_socket: PathBuf,
     /// How long a restarted engine may take to serve again.
     pub ready_timeout_secs: u64,
+    /// The D-Bus address of systemd; empty: the system bus (tests: a private bus).
+    pub bus: String,
     /// Test builds only (`test-hooks`): a program run as `PROGRAM restart ENGINE…` and
     /// `PROGRAM accept BUNDLE_DIR`, standing in for systemd and the engines.
     #[cfg(feature = "test-hooks")]
@@ -102,6 +104,7 @@ impl Default for Engines {
             transcribe_socket: PathBuf::from("/run/valise/transcribe.sock"),
             translate_socket: PathBuf::from("/run/valise/translate.sock"),
             ready_timeout_secs: 180,
+            bus: String::new(),
             #[cfg(feature = "test-hooks")]
             test_program: None,
         }
