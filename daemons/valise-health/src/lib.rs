@@ -126,10 +126,14 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
             let mut r = Ok(());
             for e in reading.events {
                 tracing::info!(event = ?e, "event");
-                r = r.and(collect::push_event(&mut s, now, e).map(drop));
+                r = r.and(collect::push_event(&mut s, now, e).map(|seq| {
+                    tracing::debug!(seq, "spooled event");
+                }));
             }
             if send {
-                r = r.and(collect::push_health(&mut s, reading.health).map(drop));
+                r = r.and(collect::push_health(&mut s, reading.health).map(|seq| {
+                    tracing::debug!(seq, pending = s.pending(), "spooled health");
+                }));
             }
             r
         };

@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 async fn online_then_offline_by_last_will_on_sigkill() {
     let fleet = Fleet::start(&["lisbon.box-1"], &[]);
     let mut central = Central::connect(&fleet, "central-watch", &["valise/v1/+/+/status"]).await;
-    let mut d = Daemon::start(&fleet, "lisbon.box-1", "", "", None);
+    let mut d = Daemon::start(&fleet, "lisbon.box-1", &[], "", None);
 
     let m = central.next_on("status", WAIT).await;
     assert_eq!(m.topic, "valise/v1/lisbon/box-1/status");
@@ -58,7 +58,7 @@ async fn online_then_offline_by_last_will_on_sigkill() {
 async fn clean_stop_says_offline_itself() {
     let fleet = Fleet::start(&["paris.box-9"], &[]);
     let mut central = Central::connect(&fleet, "central-watch", &["valise/v1/+/+/status"]).await;
-    let mut d = Daemon::start(&fleet, "paris.box-9", "", "", None);
+    let mut d = Daemon::start(&fleet, "paris.box-9", &[], "", None);
     assert_eq!(
         central.next_on("status", WAIT).await.json["state"],
         "online"

@@ -145,29 +145,44 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts valise-health for box `cn` with a configuration for tests (short intervals),
-    /// plus `extra` top-level TOML lines and `spool` lines for `[spool]`. `dbus`: the bus of
-    /// a fake systemd, if any.
-    pub fn start(fleet: &Fleet, cn: &str, extra: &str, spool: &str, dbus: Option<&str>) -> Daemon {
+    /// `set` overriding or adding top-level keys (`("health_interval_s", "1")`) and `spool`
+    /// lines for `[spool]`. `dbus`: the bus of a fake systemd, if any.
+    pub fn start(
+        fleet: &Fleet,
+        cn: &str,
+        set: &[(&str, &str)],
+        spool: &str,
+        dbus: Option<&str>,
+    ) -> Daemon {
         let dir = fleet.tmp.path().join(cn).join("daemon");
         std::fs::create_dir_all(&dir).unwrap();
-        let config = write(
-            &dir,
-            "valise-health.toml",
-            &format!(
-                "identity_dir = {idd:?}\nbroker = {url:?}\nstate_dir = {state:?}\n\
-                 check_interval_s = 1\nhealth_interval_s = 3600\nkeep_alive_s = 5\n\
-                 connect_timeout_s = 2\nreconnect_max_s = 1\npublish_timeout_s = 5\n\
-                 portal_db = {nodb:?}\nmodel_store = {nostore:?}\ndata_dir = {data:?}\n\
-                 {extra}\n[spool]\n{spool}\n",
-                idd = fleet.identity_dir(cn),
-                url = fleet.url(),
-                state = dir.join("state"),
-                nodb = dir.join("no-portal.db"),
-                nostore = dir.join("no-store"),
-                data = dir,
-            ),
-        );
-        let mut env = vec![("VALISE_LOG".to_owned(), "info,rumqttc=error".to_owned())];
+        let q = |p: PathBuf| format!("{:?}", p.display().to_string());
+        let mut keys: std::collections::BTreeMap<&str, String> = [
+            ("identity_dir", q(fleet.identity_dir(cn))),
+            ("broker", format!("{:?}", fleet.url())),
+            ("state_dir", q(dir.join("state"))),
+            ("check_interval_s", "1".into()),
+            ("health_interval_s", "3600".into()),
+            ("keep_alive_s", "5".into()),
+            ("connect_timeout_s", "2".into()),
+            ("reconnect_max_s", "1".into()),
+            ("publish_timeout_s", "5".into()),
+            ("portal_db", q(dir.join("no-portal.db"))),
+            ("model_store", q(dir.join("no-store"))),
+            ("data_dir", q(dir.clone())),
+        ]
+        .into_iter()
+        .collect();
+        for (k, v) in set {
+            keys.insert(k, (*v).to_owned());
+        }
+        let mut text: String = keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+        text.push_str(&format!("[spool]\n{spool}\n"));
+        let config = write(&dir, "valise-health.toml", &text);
+        let mut env = vec![(
+            "VALISE_LOG".to_owned(),
+            "info,valise_health=debug,rumqttc=error".to_owned(),
+        )];
         if let Some(a) = dbus {
             env.push(("DBUS_SYSTEM_BUS_ADDRESS".to_owned(), a.to_owned()));
         }
