@@ -179,10 +179,13 @@ impl Daemon {
         let mut text: String = keys.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
         text.push_str(&format!("[spool]\n{spool}\n"));
         let config = write(&dir, "valise-health.toml", &text);
-        let mut env = vec![(
-            "VALISE_LOG".to_owned(),
-            "info,valise_health=debug,rumqttc=error".to_owned(),
-        )];
+        let mut env = vec![
+            (
+                "VALISE_LOG".to_owned(),
+                "info,valise_health=debug,rumqttc=error".to_owned(),
+            ),
+            ("NO_COLOR".to_owned(), "1".to_owned()),
+        ];
         if let Some(a) = dbus {
             env.push(("DBUS_SYSTEM_BUS_ADDRESS".to_owned(), a.to_owned()));
         }
