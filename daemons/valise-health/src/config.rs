@@ -207,3 +207,39 @@ impl Config {
         Duration::from_millis(self.read_timeout_ms)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_example_is_the_defaults() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../systemd/valise-health.toml");
+        let c: Config = valise_config::load(&path).expect("the example parses");
+        c.validate().expect("and validates");
+        let d = Config::default();
+        assert_eq!(c.units, d.units);
+        assert_eq!(c.spool.to_spool_config(), d.spool.to_spool_config());
+        assert_eq!(
+            (c.health_interval_s, c.keep_alive_s, c.check_interval_s),
+            (d.health_interval_s, d.keep_alive_s, d.check_interval_s)
+        );
+    }
+
+    #[test]
+    fn unknown_and_invalid_fields_are_refused() {
+        let bad: Result<Config, _> = toml::from_str("helth_interval_s = 5\n");
+        assert!(bad.is_err());
+        for text in [
+            "keep_alive_s = 2",
+            "units = [\"sshd.service\"]",
+            "broker = \"mqtt://plain:1883\"",
+            "hardware = \"a b\"",
+            "[spool]\nmax_bytes = \"1 MiB\"\nsegment_bytes = \"1 MiB\"",
+        ] {
+            let c: Config = toml::from_str(text).expect(text);
+            assert!(c.validate().is_err(), "{text}");
+        }
+    }
+}
