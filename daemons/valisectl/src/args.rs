@@ -30,6 +30,9 @@ pub enum Command {
     /// This box's identity: make a key and a certificate request, install the signed
     /// certificate, show its state.
     Enroll(crate::pki::EnrollArgs),
+    /// The central team's fleet view from the MQTT broker: `watch` (live table) or
+    /// `report` (once, as text, JSON or CSV).
+    Fleet(crate::fleet::FleetArgs),
 }
 
 #[derive(clap::Args, Debug)]

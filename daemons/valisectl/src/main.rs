@@ -2,6 +2,7 @@
 
 mod accounts;
 mod args;
+mod fleet;
 mod pki;
 mod transcribe;
 mod translate;
@@ -31,6 +32,7 @@ fn main() -> std::process::ExitCode {
             args::Command::Token(t) => accounts::token(t),
             args::Command::Ca(c) => pki::ca(c),
             args::Command::Enroll(e) => pki::enroll(e),
+            args::Command::Fleet(f) => fleet::fleet(f).await,
         }
     });
     match outcome {
