@@ -102,6 +102,16 @@ impl Mosquitto {
         child
     }
 
+    /// Adds lines to the broker's configuration; they take effect at the next [`restart`].
+    ///
+    /// [`restart`]: Mosquitto::restart
+    pub fn add_config(&self, lines: &str) {
+        let path = self.dir.path().join("mosquitto.conf");
+        let mut conf = std::fs::read_to_string(&path).unwrap();
+        conf.push_str(lines);
+        std::fs::write(path, conf).unwrap();
+    }
+
     /// The broker's process id (to stop it with SIGSTOP, for instance).
     pub fn pid(&self) -> nix::unistd::Pid {
         nix::unistd::Pid::from_raw(self.child.id() as i32)
