@@ -144,7 +144,8 @@ async fn hung_broker_is_noticed_by_keep_alive_and_the_box_goes_on() {
     for w in dedup.windows(2) {
         assert_eq!(w[1], w[0] + 1, "{seqs:?}");
     }
-    assert_eq!(dedup[0], before + 1, "{seqs:?}");
+    // The last message before the hang may come again (its PUBACK was lost in the hang).
+    assert!(dedup[0] <= before + 1, "{seqs:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

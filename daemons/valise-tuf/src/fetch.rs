@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 pub mod http;
 
@@ -35,13 +35,55 @@ pub enum FetchError {
     },
 }
 
-/// A source of repository files.
+/// Where a streamed target goes (the updater's `.part` file, hashed as it grows).
+pub trait Sink {
+    /// The source could not resume where asked: what the sink holds is dropped and the
+    /// bytes start again at 0.
+    fn restart(&mut self) -> io::Result<()>;
+    /// The next bytes.
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()>;
+}
+
+/// A sink in memory.
+impl Sink for Vec<u8> {
+    fn restart(&mut self) -> io::Result<()> {
+        self.clear();
+        Ok(())
+    }
+    fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(chunk);
+        Ok(())
+    }
+}
+
+/// A source of repository files. Names are URL paths relative to the metadata or targets
+/// base, each segment percent-encoded ([`crate::names`]). Requests are made one after the
+/// other (the conformance suite's server answers one at a time).
 pub trait Fetch {
     /// The metadata file `name` (e.g. `3.root.json`, `timestamp.json`), at most `max_len` bytes.
     fn metadata(&self, name: &str, max_len: u64) -> Result<Vec<u8>, FetchError>;
-    /// The target at URL path `path` (relative to the targets base), at most `length` bytes.
-    fn target(&self, path: &str, length: u64) -> Result<Vec<u8>, FetchError>;
+
+    /// Streams the target at `path` into `sink`, resuming at byte `from` (the sink already
+    /// holds bytes `0..from`), at most `length` bytes in all: `TooLarge` as soon as more
+    /// arrive. A source that cannot start at `from` calls `sink.restart()` and sends from 0.
+    fn target_into(
+        &self,
+        path: &str,
+        length: u64,
+        from: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), FetchError>;
+
+    /// The whole target at `path` in memory, at most `length` bytes.
+    fn target(&self, path: &str, length: u64) -> Result<Vec<u8>, FetchError> {
+        let mut out = Vec::new();
+        self.target_into(path, length, 0, &mut out)?;
+        Ok(out)
+    }
 }
+
+/// Chunk size of file copies.
+const CHUNK: usize = 64 * 1024;
 
 /// A repository copied into a directory: `DIR/metadata/<name>`, `DIR/targets/<path>`.
 #[derive(Debug, Clone)]
@@ -60,27 +102,25 @@ impl DirFetch {
         }
     }
 
-    fn read(base: &Path, name: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
+    /// Opens `base/<name>`: `name` a URL path decoded per segment, symlinks resolved and
+    /// kept inside `base`, a regular file only.
+    fn open(base: &Path, name: &str) -> Result<File, FetchError> {
         let refused = |why: &str| FetchError::Refused {
             name: name.to_owned(),
             why: why.to_owned(),
         };
-        let io_err = |source: io::Error| {
-            if source.kind() == io::ErrorKind::NotFound {
-                FetchError::NotFound(name.to_owned())
-            } else {
-                FetchError::Io {
-                    name: name.to_owned(),
-                    source,
-                }
+        let io_err = |source: io::Error| io_error(name, source);
+        // `name` is a URL path (segments percent-encoded by `names`): decoded per segment as
+        // a web server would, each decoded segment one plain file name.
+        let mut rel = PathBuf::new();
+        for seg in name.split('/') {
+            let plain = crate::names::unquote(seg).filter(|d| {
+                !d.is_empty() && d != "." && d != ".." && !d.contains(['/', '\\', '\0'])
+            });
+            match plain {
+                Some(d) => rel.push(d),
+                None => return Err(refused("not a plain relative path")),
             }
-        };
-        let rel = Path::new(name);
-        if name.is_empty()
-            || name.contains('\\')
-            || !rel.components().all(|c| matches!(c, Component::Normal(_)))
-        {
-            return Err(refused("not a plain relative path"));
         }
         // Resolve symlinks (the stick's contents are the attacker's) and stay inside `base`.
         let base = base.canonicalize().map_err(io_err)?;
@@ -92,27 +132,69 @@ impl DirFetch {
         if !file.metadata().map_err(io_err)?.is_file() {
             return Err(refused("not a regular file"));
         }
-        let mut out = Vec::new();
-        file.take(limit.saturating_add(1))
-            .read_to_end(&mut out)
-            .map_err(io_err)?;
-        if out.len() as u64 > limit {
-            return Err(FetchError::TooLarge {
-                name: name.to_owned(),
-                limit,
-            });
+        Ok(file)
+    }
+}
+
+fn io_error(name: &str, source: io::Error) -> FetchError {
+    if source.kind() == io::ErrorKind::NotFound {
+        FetchError::NotFound(name.to_owned())
+    } else {
+        FetchError::Io {
+            name: name.to_owned(),
+            source,
         }
-        Ok(out)
     }
 }
 
 impl Fetch for DirFetch {
     fn metadata(&self, name: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
-        Self::read(&self.metadata, name, max_len)
+        let mut out = Vec::new();
+        Self::open(&self.metadata, name)?
+            .take(max_len.saturating_add(1))
+            .read_to_end(&mut out)
+            .map_err(|e| io_error(name, e))?;
+        if out.len() as u64 > max_len {
+            return Err(FetchError::TooLarge {
+                name: name.to_owned(),
+                limit: max_len,
+            });
+        }
+        Ok(out)
     }
 
-    fn target(&self, path: &str, length: u64) -> Result<Vec<u8>, FetchError> {
-        Self::read(&self.targets, path, length)
+    /// A file resumes by seeking (a file shorter than `from` starts over).
+    fn target_into(
+        &self,
+        path: &str,
+        length: u64,
+        from: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), FetchError> {
+        use std::io::{Seek, SeekFrom};
+        let io_err = |e| io_error(path, e);
+        let mut file = Self::open(&self.targets, path)?;
+        let mut at = from;
+        if from > file.metadata().map_err(io_err)?.len() {
+            sink.restart().map_err(io_err)?;
+            at = 0;
+        }
+        file.seek(SeekFrom::Start(at)).map_err(io_err)?;
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = file.read(&mut buf).map_err(io_err)?;
+            if n == 0 {
+                return Ok(());
+            }
+            at += n as u64;
+            if at > length {
+                return Err(FetchError::TooLarge {
+                    name: path.to_owned(),
+                    limit: length,
+                });
+            }
+            sink.write(&buf[..n]).map_err(io_err)?;
+        }
     }
 }
 
@@ -138,6 +220,20 @@ mod tests {
         let (_d, f) = repo();
         assert_eq!(f.metadata("1.root.json", 5).expect("exact"), b"root!");
         assert_eq!(f.target("dir/a.txt", 5).expect("exact"), b"hello");
+        // Resumed by seeking; a start past the end starts over.
+        let mut v = b"he".to_vec();
+        f.target_into("dir/a.txt", 5, 2, &mut v).expect("resume");
+        assert_eq!(v, b"hello");
+        let mut v = b"0123456".to_vec();
+        f.target_into("dir/a.txt", 5, 7, &mut v).expect("restart");
+        assert_eq!(v, b"hello");
+        let mut v = b"hell".to_vec();
+        assert!(matches!(
+            f.target_into("dir/a.txt", 4, 4, &mut v),
+            Err(FetchError::TooLarge { limit: 4, .. })
+        ));
+        // URL paths are decoded per segment, as a web server does.
+        assert_eq!(f.target("%64ir/a%2Etxt", 5).expect("decoded"), b"hello");
         assert!(matches!(
             f.metadata("1.root.json", 4),
             Err(FetchError::TooLarge { limit: 4, .. })
@@ -176,6 +272,9 @@ mod tests {
             "./1.root.json",
             "",
             "..\\secret",
+            "%2E%2E/secret",
+            "dir%2F..%2F..%2Fsecret",
+            "a%00",
         ] {
             assert!(
                 matches!(f.metadata(bad, 100), Err(FetchError::Refused { .. })),

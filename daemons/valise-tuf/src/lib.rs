@@ -2,20 +2,21 @@
 //! workflow", section 5), written step by step from the spec on our own schema types
 //! (`daemons/valise-update/DESIGN.md` §3 says why not tough on the box).
 //!
-//! What exists: [`schema`] (metadata types), [`canonical`] (securesystemslib canonical
-//! JSON), [`crypto`] + [`verify`] (signatures with ring, thresholds), [`hashes`] (length and
-//! hash checks), [`delegation`] (which paths a delegated role may sign for), [`names`]
-//! (file names and URL paths from role and target names), [`trusted::TrustedSet`] (the
-//! state machine of spec 5.3–5.6 over bytes the caller fetched), [`store`] (trusted
-//! metadata on disk, verbatim, atomic), [`limits`], [`time`] (reference time from a
-//! persisted floor), [`fetch`] (`Fetch`, `DirFetch` for USB copies, `http::HttpFetch` over
-//! HTTPS with mutual TLS), [`updater`] (refresh of the top-level roles over a `Fetch`). The
-//! delegation search, target downloads
-//! and the `valise-tuf-client` binary come later.
+//! Data flow: a [`fetch::Fetch`] (HTTPS with mutual TLS, [`fetch::http::HttpFetch`], or a
+//! USB copy, [`fetch::DirFetch`]) brings bytes; [`updater::Updater::refresh`] feeds them
+//! through [`trusted::TrustedSet`] (spec 5.2–5.6: [`schema`], [`canonical`] JSON, [`crypto`]
+//! and [`verify`] thresholds, [`hashes`]) and writes what passed, verbatim, to the
+//! [`store`]; [`updater::Updater::find_target`] searches delegations lazily (spec 5.6.7,
+//! [`delegation`]); [`updater::Updater::download_target`] streams a target through the
+//! same fetcher into a hash-checked, resumable `.part` ([`download`], spec 5.7). [`names`]
+//! turns role and target names into URL paths and flat file names; [`limits`] caps sizes;
+//! [`time`] keeps the reference time from going backwards. The conformance suite's client
+//! (`valise-tuf-client`, crate `client/`) and valise-update run this same code.
 
 pub mod canonical;
 pub mod crypto;
 pub mod delegation;
+pub mod download;
 pub mod error;
 pub mod fetch;
 pub mod hashes;
@@ -30,3 +31,4 @@ pub mod verify;
 
 pub use error::Error;
 pub use trusted::TrustedSet;
+pub use updater::{TargetFile, UpdateError, Updater};

@@ -13,3 +13,5 @@ pub const MAX_TARGETS_SIZE: u64 = 5_000_000;
 pub const MAX_ROOT_ROTATIONS: u64 = 256;
 /// Most delegated roles visited in one target search (spec 5.6.7; the updater's).
 pub const MAX_DELEGATIONS: u64 = 32;
+/// Largest target accepted, whatever its listed length (`DESIGN.md` §3.3).
+pub const MAX_TARGET_SIZE: u64 = 8 << 30;

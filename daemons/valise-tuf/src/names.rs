@@ -28,6 +28,26 @@ pub fn quote(s: &str) -> String {
     out
 }
 
+/// The inverse of [`quote`] for one URL path segment: `%XX` decoded; None when an escape
+/// is not two hex digits or the bytes are not UTF-8 (stricter than Python's `unquote`,
+/// which keeps such sequences: a name we could not have written is refused).
+pub fn unquote(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The one-component local file name for a role's metadata or a target.
 fn flat_name(name: &str, suffix: &str) -> Result<String, Error> {
     let q = quote(name);
@@ -99,6 +119,13 @@ mod tests {
         assert_eq!(quote("café ✓"), "caf%C3%A9%20%E2%9C%93");
         assert_eq!(quote("A-z_0.9~"), "A-z_0.9~");
         assert_eq!(quote("%41"), "%2541");
+        for s in ["a/b c", "../x", "café ✓", "%41", ""] {
+            assert_eq!(unquote(&quote(s)).as_deref(), Some(s));
+        }
+        assert_eq!(unquote("%2e%2E").as_deref(), Some(".."));
+        assert_eq!(unquote("%4"), None);
+        assert_eq!(unquote("%zz"), None);
+        assert_eq!(unquote("%FF"), None);
     }
 
     #[test]

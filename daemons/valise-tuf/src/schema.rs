@@ -393,9 +393,71 @@ pub struct Delegations {
     /// Delegated roles in priority order (exactly one of `roles`, `succinct_roles`).
     #[serde(default)]
     pub roles: Option<Vec<DelegatedRole>>,
-    /// TAP 15 succinct delegations, kept unparsed.
+    /// TAP 15 succinct delegations (hash bins).
     #[serde(default)]
-    pub succinct_roles: Option<Value>,
+    pub succinct_roles: Option<SuccinctRoles>,
+}
+
+/// TAP 15 succinct hash-bin delegation: `2^bit_length` roles named
+/// `<name_prefix>-<bin as zero-padded lower-case hex>`, all with the same keys and
+/// threshold; a target belongs to the bin given by the first `bit_length` bits of
+/// sha256(target path). Each bin delegation is terminating (python-tuf's `SuccinctRoles`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SuccinctRoles {
+    /// Authorized key ids, unique.
+    pub keyids: Vec<String>,
+    /// Signatures needed, ≥ 1.
+    pub threshold: u64,
+    /// Bits of the hash that select the bin, 1..=32.
+    pub bit_length: u32,
+    /// Bin role names start with `<name_prefix>-`.
+    pub name_prefix: String,
+}
+
+impl SuccinctRoles {
+    /// How many bins: `2^bit_length`.
+    pub fn number_of_bins(&self) -> u64 {
+        1u64 << self.bit_length
+    }
+
+    /// Hex digits of a bin suffix: those of the largest bin number.
+    fn suffix_len(&self) -> usize {
+        format!("{:x}", self.number_of_bins() - 1).len()
+    }
+
+    /// The bin role trusted for `target_path`.
+    pub fn role_for_target(&self, target_path: &str) -> String {
+        let h = ring::digest::digest(&ring::digest::SHA256, target_path.as_bytes());
+        let mut first = [0u8; 4];
+        first.copy_from_slice(&h.as_ref()[..4]);
+        let bin = u64::from(u32::from_be_bytes(first)) >> (32 - self.bit_length);
+        format!(
+            "{}-{:0width$x}",
+            self.name_prefix,
+            bin,
+            width = self.suffix_len()
+        )
+    }
+
+    /// True when `name` is one of the bins.
+    pub fn is_delegated_role(&self, name: &str) -> bool {
+        let Some(suffix) = name
+            .strip_prefix(self.name_prefix.as_str())
+            .and_then(|s| s.strip_prefix('-'))
+        else {
+            return false;
+        };
+        suffix.len() == self.suffix_len()
+            && suffix.bytes().all(|b| b.is_ascii_hexdigit())
+            && u64::from_str_radix(suffix, 16).is_ok_and(|n| n < self.number_of_bins())
+    }
+
+    fn keys(&self) -> RoleKeys {
+        RoleKeys {
+            keyids: self.keyids.clone(),
+            threshold: self.threshold,
+        }
+    }
 }
 
 impl Delegations {
@@ -426,16 +488,46 @@ impl Delegations {
                 }
                 Ok(())
             }
-            (None, Some(_)) => Ok(()),
+            (None, Some(s)) => {
+                if !(1..=32).contains(&s.bit_length) {
+                    return Err(Error::format(format!(
+                        "succinct_roles: bit_length {} not in 1..=32",
+                        s.bit_length
+                    )));
+                }
+                s.keys().validate(&s.name_prefix)
+            }
             _ => Err(Error::format(
                 "delegations: exactly one of roles, succinct_roles",
             )),
         }
     }
 
-    /// The delegated role named `name`.
+    /// The delegated role named `name` (listed in `roles`).
     pub fn role(&self, name: &str) -> Option<&DelegatedRole> {
         self.roles.as_ref()?.iter().find(|r| r.name == name)
+    }
+
+    /// Keys and threshold of the delegated role `name`, from `roles` or a succinct bin.
+    pub fn role_keys(&self, name: &str) -> Option<RoleKeys> {
+        if let Some(s) = &self.succinct_roles {
+            return s.is_delegated_role(name).then(|| s.keys());
+        }
+        self.role(name).map(DelegatedRole::keys)
+    }
+
+    /// Spec 5.6.7.2: the roles trusted for `target_path`, in priority order, each with its
+    /// `terminating` flag (a succinct bin is one terminating role).
+    pub fn roles_for_target(&self, target_path: &str) -> Vec<(String, bool)> {
+        if let Some(s) = &self.succinct_roles {
+            return vec![(s.role_for_target(target_path), true)];
+        }
+        self.roles
+            .iter()
+            .flatten()
+            .filter(|r| r.is_delegated_path(target_path))
+            .map(|r| (r.name.clone(), r.terminating))
+            .collect()
     }
 }
 

@@ -300,12 +300,12 @@ impl TrustedSet {
                     .delegations
                     .as_ref()
                     .ok_or_else(|| Error::Workflow(format!("{delegator} delegates nothing")))?;
-                let d = delegations.role(role).ok_or_else(|| {
+                let keys = delegations.role_keys(role).ok_or_else(|| {
                     Error::Workflow(format!("{delegator} does not delegate to {role}"))
                 })?;
                 verify_threshold(
                     role,
-                    &d.keys(),
+                    &keys,
                     &delegations.keys,
                     &new.canonical_signed,
                     &new.signatures,

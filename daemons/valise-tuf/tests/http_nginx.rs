@@ -112,27 +112,22 @@ fn fetches_over_mutual_tls_within_limits() {
 fn interrupted_target_resumes_with_range() {
     let r = repo();
     let f = r.fetch(&r.tls);
-    let dir = tempfile::tempdir().unwrap();
-    let part = dir.path().join("model.part");
     // A prefix that differs from the file's bytes: the result shows only the rest was
     // requested (the hash check is what catches a wrong prefix, not the fetcher).
-    std::fs::write(&part, vec![9u8; 40_000]).unwrap();
-    let got = f
-        .target_resumable("fr-en/model.bin", 100_000, &part)
+    let mut got = vec![9u8; 40_000];
+    f.target_into("fr-en/model.bin", 100_000, 40_000, &mut got)
         .unwrap();
     let mut want = vec![9u8; 40_000];
     want.extend(vec![7u8; 60_000]);
     assert_eq!(got, want);
-    assert_eq!(std::fs::read(&part).unwrap(), want);
-    // Twin: an empty part file fetches the whole file.
-    std::fs::write(&part, b"").unwrap();
-    let got = f
-        .target_resumable("fr-en/model.bin", 100_000, &part)
+    // Twin: from 0 fetches the whole file.
+    let mut got = Vec::new();
+    f.target_into("fr-en/model.bin", 100_000, 0, &mut got)
         .unwrap();
     assert_eq!(got, vec![7u8; 100_000]);
     // Longer than the listed length: refused.
-    std::fs::write(&part, vec![7u8; 10]).unwrap();
-    let r = f.target_resumable("fr-en/model.bin", 99_999, &part);
+    let mut got = vec![7u8; 10];
+    let r = f.target_into("fr-en/model.bin", 99_999, 10, &mut got);
     assert!(matches!(r, Err(FetchError::TooLarge { .. })), "{r:?}");
 }
 

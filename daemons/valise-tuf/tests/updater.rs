@@ -317,7 +317,7 @@ fn expired_timestamp_refused_when_clock_goes_back() {
     assert_eq!(floor.read().expect("floor"), t("2026-12-10T00:00:00Z"));
 
     // Twin: a box whose floor is below the expiry (never saw 2026-12-10) takes it, and its
-    // floor is raised to the reference time.
+    // floor is raised.
     let b2 = Box::new(&r.root);
     let floor2 = TimeFloor::new(
         b2.store.dir().join("../time-floor"),
@@ -326,7 +326,9 @@ fn expired_timestamp_refused_when_clock_goes_back() {
     Updater::new(DirFetch::new(frozen.path()), b2.store.clone())
         .refresh_with_floor(&floor2, t("2026-12-05T00:00:00Z"))
         .expect("valid at the box's reference time");
-    assert_eq!(floor2.read().expect("floor"), t("2026-12-05T00:00:00Z"));
+    // Raised, but (versions 1..6 are no signing times) only to what the timestamp proves:
+    // expiry 2026-12-08 minus the 60-day longest lifetime.
+    assert_eq!(floor2.read().expect("floor"), t("2026-10-09T00:00:00Z"));
 
     // A clock far ahead makes the check fail without raising the floor; fixing it recovers.
     let b3 = Box::new(&r.root);
@@ -370,5 +372,53 @@ fn python_tuf_repository_refreshes() {
     assert_eq!(
         store.read("targets").expect("r").expect("tg"),
         md("1.targets.json")
+    );
+}
+
+#[test]
+fn clock_far_ahead_success_does_not_lift_the_floor_past_the_signing_time() {
+    // Real time 2026-12-04. A USB export signed now (timestamp version = unix seconds at
+    // signing, as `valisectl repo` writes it) is valid 60 days; the box's clock reads 30
+    // days ahead, so the refresh succeeds. The clock is then corrected and the online
+    // repository's next timestamp, signed a day later with a 1-day expiry, must be taken.
+    let keys = Keys::new();
+    let r = repo(&keys);
+    let signed_at = now().unix_timestamp() as u64;
+    let usb = versions(&keys, signed_at, signed_at, 1, "2027-02-02T00:00:00Z");
+    let b = Box::new(&r.root);
+    publish(&b.repo, &[("1.root.json", &r.root)]);
+    publish_versions(&b.repo, &usb);
+    let floor = TimeFloor::new(
+        b.store.dir().join("../time-floor"),
+        t("2026-01-01T00:00:00Z"),
+    );
+    b.updater()
+        .refresh_with_floor(&floor, t("2027-01-03T00:00:00Z"))
+        .expect("valid at the clock ahead");
+    assert_eq!(
+        floor.read().expect("floor"),
+        now(),
+        "the signing time, not the clock"
+    );
+
+    let online = versions(
+        &keys,
+        signed_at + 86_400,
+        signed_at + 86_400,
+        1,
+        "2026-12-06T00:00:00Z",
+    );
+    publish_versions(&b.repo, &online);
+    b.updater()
+        .refresh_with_floor(&floor, t("2026-12-05T00:00:10Z"))
+        .expect("corrected clock, fresh metadata");
+    assert_eq!(floor.read().expect("floor"), t("2026-12-05T00:00:00Z"));
+    // And the floor still refuses going back before what was seen.
+    assert_eq!(
+        floor
+            .reference_time(t("2026-11-01T00:00:00Z"))
+            .expect("ref")
+            .0,
+        t("2026-12-05T00:00:00Z")
     );
 }

@@ -33,6 +33,10 @@ pub enum Command {
     /// The central team's fleet view from the MQTT broker: `watch` (live table) or
     /// `report` (once, as text, JSON or CSV).
     Fleet(crate::fleet::FleetArgs),
+    /// The central team's TUF repository of model bundles: keys, bundles, signing,
+    /// publication, waves, key rotation and revocation, USB exports.
+    #[cfg(feature = "central")]
+    Repo(crate::repo::RepoArgs),
 }
 
 #[derive(clap::Args, Debug)]

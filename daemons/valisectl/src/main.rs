@@ -4,6 +4,8 @@ mod accounts;
 mod args;
 mod fleet;
 mod pki;
+#[cfg(feature = "central")]
+mod repo;
 mod transcribe;
 mod translate;
 
@@ -33,6 +35,8 @@ fn main() -> std::process::ExitCode {
             args::Command::Ca(c) => pki::ca(c),
             args::Command::Enroll(e) => pki::enroll(e),
             args::Command::Fleet(f) => fleet::fleet(f).await,
+            #[cfg(feature = "central")]
+            args::Command::Repo(r) => repo::run(r).await,
         }
     });
     match outcome {

@@ -4,7 +4,8 @@
 //! streams: at most `limit + 1` bytes read, a connect timeout, an idle timeout (no byte for
 //! that long), a minimum throughput per window after a grace period, and an overall time
 //! limit per file. Redirects are not followed (a 3xx is refused). Targets resume after an
-//! interruption with [`HttpFetch::target_resumable`] (HTTP Range).
+//! interruption ([`Fetch::target_into`] from a byte offset: HTTP Range, `206` with a matching
+//! `Content-Range` required, a `200` starts the sink over).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
-use super::{Fetch, FetchError};
+use super::{Fetch, FetchError, Sink};
 
 /// Time and throughput limits for one file (`DESIGN.md` §3.3).
 #[derive(Debug, Clone)]
@@ -48,12 +49,14 @@ impl Default for HttpLimits {
     }
 }
 
-/// The repository at `base`: `base/metadata/<name>`, `base/targets/<path>`.
+/// The repository: metadata under one base URL, targets under another (`base/metadata/`
+/// and `base/targets/` for [`HttpFetch::new`]).
 #[derive(Debug)]
 pub struct HttpFetch {
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
-    base: Url,
+    metadata_base: Url,
+    targets_base: Url,
     limits: HttpLimits,
 }
 
@@ -71,173 +74,195 @@ fn slow(name: &str, why: String) -> FetchError {
     }
 }
 
+/// Which base a request goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Metadata,
+    Target,
+}
+
+/// `url` as a base: parsed, a path ending in `/` so that names append below it.
+fn base_url(url: &str) -> Result<Url, FetchError> {
+    let mut u = Url::parse(url).map_err(|e| io_err(url, e))?;
+    if u.cannot_be_a_base() {
+        return Err(FetchError::Refused {
+            name: url.to_owned(),
+            why: "not a base URL".to_owned(),
+        });
+    }
+    if !u.path().ends_with('/') {
+        let p = format!("{}/", u.path());
+        u.set_path(&p);
+    }
+    Ok(u)
+}
+
 impl HttpFetch {
-    /// Over HTTPS only, with `tls` (mutual TLS: it carries the box's certificate).
+    /// Over HTTPS only, with `tls` (mutual TLS: it carries the box's certificate); metadata
+    /// at `base/metadata/`, targets at `base/targets/`.
     pub fn new(
         base: &str,
         tls: Arc<rustls::ClientConfig>,
         limits: HttpLimits,
     ) -> Result<Self, FetchError> {
-        let url = Url::parse(base).map_err(|e| io_err(base, e))?;
-        if url.scheme() != "https" {
-            return Err(FetchError::Refused {
-                name: base.to_owned(),
-                why: "the repository URL must be https".to_owned(),
-            });
+        let b = base_url(base)?;
+        let sub = |d: &str| b.join(d).map_err(|e| io_err(base, e));
+        Self::https(sub("metadata/")?, sub("targets/")?, tls, limits)
+    }
+
+    /// Over HTTPS only, metadata and targets under separate base URLs.
+    pub fn with_urls(
+        metadata_url: &str,
+        targets_url: &str,
+        tls: Arc<rustls::ClientConfig>,
+        limits: HttpLimits,
+    ) -> Result<Self, FetchError> {
+        Self::https(base_url(metadata_url)?, base_url(targets_url)?, tls, limits)
+    }
+
+    fn https(
+        metadata_base: Url,
+        targets_base: Url,
+        tls: Arc<rustls::ClientConfig>,
+        limits: HttpLimits,
+    ) -> Result<Self, FetchError> {
+        for u in [&metadata_base, &targets_base] {
+            if u.scheme() != "https" {
+                return Err(FetchError::Refused {
+                    name: u.to_string(),
+                    why: "the repository URL must be https".to_owned(),
+                });
+            }
         }
         let builder = reqwest::Client::builder()
             .https_only(true)
             .use_preconfigured_tls((*tls).clone());
-        Self::build(url, builder, limits)
+        Self::build(metadata_base, targets_base, builder, limits)
     }
 
-    /// Plain HTTP, for the unit tests' scripted servers only.
-    #[cfg(test)]
-    fn plain_http_for_tests(base: &str, limits: HttpLimits) -> Self {
-        let url = Url::parse(base).expect("test URL");
+    /// Plain HTTP (or HTTPS without a client certificate and without trusted roots, i.e.
+    /// plain HTTP in practice): the conformance suite's test client and this module's unit
+    /// tests only. The box's daemon never enables the `plain-http` feature.
+    #[cfg(any(test, feature = "plain-http"))]
+    pub fn plain_http(
+        metadata_url: &str,
+        targets_url: &str,
+        limits: HttpLimits,
+    ) -> Result<Self, FetchError> {
         // reqwest's build wants a TLS configuration even for plain HTTP (no default provider).
         let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .expect("versions")
+        .map_err(|e| io_err(metadata_url, e))?
         .with_root_certificates(rustls::RootCertStore::empty())
         .with_no_client_auth();
         let builder = reqwest::Client::builder().use_preconfigured_tls(tls);
-        Self::build(url, builder, limits).expect("client")
+        Self::build(
+            base_url(metadata_url)?,
+            base_url(targets_url)?,
+            builder,
+            limits,
+        )
+    }
+
+    /// Plain HTTP at `base/metadata/`, `base/targets/`, for the unit tests' scripted servers.
+    #[cfg(test)]
+    fn plain_http_for_tests(base: &str, limits: HttpLimits) -> Self {
+        let b = base_url(base).expect("test URL");
+        let m = b.join("metadata/").expect("url");
+        let t = b.join("targets/").expect("url");
+        Self::plain_http(m.as_str(), t.as_str(), limits).expect("client")
     }
 
     fn build(
-        mut base: Url,
+        metadata_base: Url,
+        targets_base: Url,
         builder: reqwest::ClientBuilder,
         limits: HttpLimits,
     ) -> Result<Self, FetchError> {
-        if base.cannot_be_a_base() {
-            return Err(FetchError::Refused {
-                name: base.to_string(),
-                why: "not a base URL".to_owned(),
-            });
-        }
-        // Segments are appended below; a trailing empty segment would give `//`.
-        if let Ok(mut segs) = base.path_segments_mut() {
-            segs.pop_if_empty();
-        }
         let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(limits.connect_timeout)
             .no_proxy()
             .build()
-            .map_err(|e| io_err(base.as_str(), e))?;
+            .map_err(|e| io_err(metadata_base.as_str(), e))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| io_err(base.as_str(), e))?;
+            .map_err(|e| io_err(metadata_base.as_str(), e))?;
         Ok(HttpFetch {
             client,
             runtime,
-            base,
+            metadata_base,
+            targets_base,
             limits,
         })
     }
 
-    /// `base/<dir>/<name>`, `name` a plain relative path, each segment percent-encoded.
-    fn url(&self, dir: &str, name: &str) -> Result<Url, FetchError> {
+    /// The base URL below it of `name`, a URL path whose segments are already
+    /// percent-encoded ([`crate::names`]): only unreserved characters, `%` and `/`; no
+    /// empty, `.` or `..` segment, before or after decoding, no `\\` or NUL once decoded (an
+    /// encoded `/` inside a segment, as in role `a/b`'s `1.a%2Fb.json`, is the server's to
+    /// map). Not encoded again.
+    fn url(&self, kind: Kind, name: &str) -> Result<Url, FetchError> {
         let plain = !name.is_empty()
-            && name
-                .split('/')
-                .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains(['\\', '\0']));
+            && name.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~' | b'%' | b'/')
+            })
+            && name.split('/').all(|s| {
+                crate::names::unquote(s).is_some_and(|d| {
+                    !d.is_empty() && d != "." && d != ".." && !d.contains(['\\', '\0'])
+                })
+            });
         if !plain {
             return Err(FetchError::Refused {
                 name: name.to_owned(),
                 why: "not a plain relative path".to_owned(),
             });
         }
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .map_err(|()| io_err(name, "not a base URL"))?
-            .push(dir)
-            .extend(name.split('/'));
+        let base = match kind {
+            Kind::Metadata => &self.metadata_base,
+            Kind::Target => &self.targets_base,
+        };
+        let mut url = base.clone();
+        url.set_path(&format!("{}{name}", base.path()));
         Ok(url)
-    }
-
-    fn get(&self, dir: &str, name: &str, limit: u64) -> Result<Vec<u8>, FetchError> {
-        let mut out = Vec::new();
-        self.run(dir, name, limit, &mut out, None)?;
-        Ok(out)
-    }
-
-    /// The target at `path`, at most `length` bytes, resuming from what `part` already holds
-    /// (HTTP `Range: bytes=N-`, `206` with a matching `Content-Range` required; a `200`
-    /// starts over from 0). Bytes are appended to `part` as they arrive, so an interrupted
-    /// download resumes at the next call; `part` is synced before returning. The caller
-    /// checks hashes on the result (a wrong prefix on disk is caught there) and removes `part`.
-    pub fn target_resumable(
-        &self,
-        path: &str,
-        length: u64,
-        part: &std::path::Path,
-    ) -> Result<Vec<u8>, FetchError> {
-        use std::io::{Read, Seek, SeekFrom};
-        let io = |e| io_err(path, e);
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(part)
-            .map_err(io)?;
-        let mut out = Vec::new();
-        (&mut file)
-            .take(length.saturating_add(1))
-            .read_to_end(&mut out)
-            .map_err(io)?;
-        if out.len() as u64 > length {
-            out.clear();
-            file.set_len(0).map_err(io)?;
-        }
-        if out.len() as u64 == length && length > 0 {
-            return Ok(out);
-        }
-        file.seek(SeekFrom::End(0)).map_err(io)?;
-        self.run("targets", path, length, &mut out, Some(&mut file))?;
-        file.sync_data().map_err(io)?;
-        Ok(out)
     }
 
     fn run(
         &self,
-        dir: &str,
+        kind: Kind,
         name: &str,
         limit: u64,
-        out: &mut Vec<u8>,
-        part: Option<&mut std::fs::File>,
+        from: u64,
+        sink: &mut dyn Sink,
     ) -> Result<(), FetchError> {
-        let url = self.url(dir, name)?;
-        let total = if dir == "metadata" {
+        let url = self.url(kind, name)?;
+        let total = if kind == Kind::Metadata {
             self.limits.metadata_timeout
         } else {
             self.limits.total_timeout
         };
         self.runtime.block_on(async {
-            match tokio::time::timeout(total, self.stream(url, name, limit, out, part)).await {
+            match tokio::time::timeout(total, self.stream(url, name, limit, from, sink)).await {
                 Ok(r) => r,
                 Err(_) => Err(slow(name, format!("not done within {total:?}"))),
             }
         })
     }
 
-    /// Appends the body to `out` (and `part`); a non-empty `out` is the prefix already held.
+    /// Sends the body to `sink`, which holds bytes `0..from` already.
     async fn stream(
         &self,
         url: Url,
         name: &str,
         limit: u64,
-        out: &mut Vec<u8>,
-        mut part: Option<&mut std::fs::File>,
+        from: u64,
+        sink: &mut dyn Sink,
     ) -> Result<(), FetchError> {
-        use std::io::Write;
         let l = &self.limits;
         let start = Instant::now();
-        let from = out.len() as u64;
         let mut req = self.client.get(url);
         if from > 0 {
             req = req.header(reqwest::header::RANGE, format!("bytes={from}-"));
@@ -256,14 +281,13 @@ impl HttpFetch {
             name: name.to_owned(),
             why,
         };
+        let mut held = from;
         match resp.status() {
             StatusCode::OK => {
                 if from > 0 {
                     // The server ignored the range: start over.
-                    out.clear();
-                    if let Some(f) = part.as_deref_mut() {
-                        f.set_len(0).map_err(|e| io_err(name, e))?;
-                    }
+                    sink.restart().map_err(|e| io_err(name, e))?;
+                    held = 0;
                 }
             }
             StatusCode::PARTIAL_CONTENT if from > 0 => {
@@ -278,7 +302,10 @@ impl HttpFetch {
                     )));
                 }
             }
-            StatusCode::NOT_FOUND => return Err(FetchError::NotFound(name.to_owned())),
+            // 403 too, as python-tuf's fetcher does: it ends a root chain the same way.
+            StatusCode::NOT_FOUND | StatusCode::FORBIDDEN => {
+                return Err(FetchError::NotFound(name.to_owned()));
+            }
             s => return Err(refused(format!("HTTP status {s}"))),
         }
         let too_large = || FetchError::TooLarge {
@@ -287,8 +314,10 @@ impl HttpFetch {
         };
         // A declared length over the limit is refused before reading; the body is capped
         // anyway, whatever the header says.
-        let held = out.len() as u64;
-        if resp.content_length().is_some_and(|n| n > limit - held) {
+        if resp
+            .content_length()
+            .is_some_and(|n| n > limit.saturating_sub(held))
+        {
             return Err(too_large());
         }
         let mut resp = resp;
@@ -303,13 +332,11 @@ impl HttpFetch {
                 Ok(Ok(Some(chunk))) => {
                     idle_until = Instant::now() + l.idle_timeout;
                     window_bytes += chunk.len() as u64;
-                    if out.len() as u64 + chunk.len() as u64 > limit {
+                    held += chunk.len() as u64;
+                    if held > limit {
                         return Err(too_large());
                     }
-                    out.extend_from_slice(&chunk);
-                    if let Some(f) = part.as_deref_mut() {
-                        f.write_all(&chunk).map_err(|e| io_err(name, e))?;
-                    }
+                    sink.write(&chunk).map_err(|e| io_err(name, e))?;
                 }
                 Ok(Ok(None)) => return Ok(()),
                 Ok(Err(e)) => return Err(io_err(name, e)),
@@ -338,11 +365,19 @@ impl HttpFetch {
 
 impl Fetch for HttpFetch {
     fn metadata(&self, name: &str, max_len: u64) -> Result<Vec<u8>, FetchError> {
-        self.get("metadata", name, max_len)
+        let mut out = Vec::new();
+        self.run(Kind::Metadata, name, max_len, 0, &mut out)?;
+        Ok(out)
     }
 
-    fn target(&self, path: &str, length: u64) -> Result<Vec<u8>, FetchError> {
-        self.get("targets", path, length)
+    fn target_into(
+        &self,
+        path: &str,
+        length: u64,
+        from: u64,
+        sink: &mut dyn Sink,
+    ) -> Result<(), FetchError> {
+        self.run(Kind::Target, path, length, from, sink)
     }
 }
 
@@ -481,15 +516,23 @@ mod tests {
             matches!(&r, Err(FetchError::Refused { why, .. }) if why.contains("302")),
             "{r:?}"
         );
-        for bad in ["../x", "a//b", "", "./x", "a\\b"] {
+        for bad in [
+            "../x", "a//b", "", "./x", "a\\b", "a b", "%2E%2E/x", "x/%2e", "a%5Cb", "a%00", "a?b",
+            "a#b", "http:x",
+        ] {
             assert!(
-                matches!(f.url("metadata", bad), Err(FetchError::Refused { .. })),
+                matches!(f.url(Kind::Metadata, bad), Err(FetchError::Refused { .. })),
                 "{bad:?}"
             );
         }
+        // Names arrive percent-encoded (names.rs) and are not encoded again.
         assert_eq!(
-            f.url("targets", "d/a b.txt").expect("url").path(),
+            f.url(Kind::Target, "d/a%20b.txt").expect("url").path(),
             "/repo/targets/d/a%20b.txt"
+        );
+        assert_eq!(
+            f.url(Kind::Metadata, "1.a%2Fb.json").expect("url").path(),
+            "/repo/metadata/1.a%2Fb.json"
         );
     }
 
@@ -510,24 +553,49 @@ mod tests {
     }
 
     #[test]
+    fn forbidden_and_not_found_both_end_a_root_chain() {
+        for status in ["403 Forbidden", "404 Not Found"] {
+            let head = format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\n\r\n");
+            let base = serve_once(Box::leak(head.into_bytes().into_boxed_slice()));
+            let f = HttpFetch::plain_http_for_tests(&base, limits());
+            let r = f.metadata("3.root.json", 100);
+            assert!(
+                matches!(&r, Err(FetchError::NotFound(n)) if n == "3.root.json"),
+                "{r:?}"
+            );
+        }
+        // Twin: another refusal is not "not found".
+        let base = serve_once(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n");
+        let f = HttpFetch::plain_http_for_tests(&base, limits());
+        let r = f.metadata("3.root.json", 100);
+        assert!(matches!(&r, Err(FetchError::Refused { .. })), "{r:?}");
+    }
+
+    #[test]
     fn resume_starts_over_on_200_and_refuses_a_wrong_content_range() {
-        let d = tempfile::tempdir().expect("tempdir");
-        let part = d.path().join("t.part");
-        std::fs::write(&part, b"XX").expect("write");
+        let mut held = b"XX".to_vec();
         let base = serve_once(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
         let f = HttpFetch::plain_http_for_tests(&base, limits());
-        assert_eq!(f.target_resumable("t", 5, &part).expect("200"), b"hello");
-        assert_eq!(std::fs::read(&part).expect("read"), b"hello");
+        f.target_into("t", 5, 2, &mut held).expect("200");
+        assert_eq!(held, b"hello", "restarted, not appended");
 
-        std::fs::write(&part, b"he").expect("write");
+        let mut held = b"he".to_vec();
         let base = serve_once(
             b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-4/5\r\nContent-Length: 5\r\n\r\nhello",
         );
         let f = HttpFetch::plain_http_for_tests(&base, limits());
-        let r = f.target_resumable("t", 5, &part);
+        let r = f.target_into("t", 5, 2, &mut held);
         assert!(
             matches!(&r, Err(FetchError::Refused { why, .. }) if why.contains("Content-Range")),
             "{r:?}"
         );
+        // Twin: the right Content-Range appends.
+        let mut held = b"he".to_vec();
+        let base = serve_once(
+            b"HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 2-4/5\r\nContent-Length: 3\r\n\r\nllo",
+        );
+        let f = HttpFetch::plain_http_for_tests(&base, limits());
+        f.target_into("t", 5, 2, &mut held).expect("206");
+        assert_eq!(held, b"hello");
     }
 }

@@ -211,3 +211,169 @@ pub fn signed_of_len(signed: &Value, signers: &[&Signer], len: usize) -> Vec<u8>
     assert_eq!(b.len(), len);
     b
 }
+
+/// A targets role's signed part with the given targets (path, content) and delegations.
+pub fn targets_with(version: u64, files: &[(&str, &[u8])], delegations: Option<Value>) -> Value {
+    let mut t = serde_json::Map::new();
+    for (path, content) in files {
+        t.insert(
+            (*path).to_owned(),
+            json!({"length": content.len(), "hashes": {"sha256": sha256_hex(content)}}),
+        );
+    }
+    let mut v = json!({
+        "_type": "targets", "spec_version": "1.0.31", "version": version, "expires": FUTURE,
+        "targets": t,
+    });
+    if let Some(d) = delegations {
+        v["delegations"] = d;
+    }
+    v
+}
+
+/// One entry of `delegations.roles`: name, its one key, `paths`, terminating.
+pub struct Deleg<'a> {
+    pub name: &'a str,
+    pub key: &'a Signer,
+    pub paths: &'a [&'a str],
+    pub terminating: bool,
+}
+
+impl<'a> Deleg<'a> {
+    /// A non-terminating delegation of `paths` to `name`.
+    pub fn to(name: &'a str, key: &'a Signer, paths: &'a [&'a str]) -> Self {
+        Deleg {
+            name,
+            key,
+            paths,
+            terminating: false,
+        }
+    }
+}
+
+/// `delegations` with `roles` in this order (threshold 1 each).
+pub fn delegations(roles: &[Deleg]) -> Value {
+    let mut keys = serde_json::Map::new();
+    let list: Vec<Value> = roles
+        .iter()
+        .map(|r| {
+            keys.insert(r.key.keyid.clone(), r.key.key_json());
+            json!({"name": r.name, "keyids": [r.key.keyid], "threshold": 1,
+                   "terminating": r.terminating, "paths": r.paths})
+        })
+        .collect();
+    json!({"keys": keys, "roles": list})
+}
+
+/// Writes a repository under `dir/metadata/` and returns root v1's bytes: root v1 (default
+/// keys), `N.<role>.json` for each (role name, signed part, signer), a snapshot v1 listing
+/// them at their versions (no hashes) and a timestamp v1 listing the snapshot with hashes.
+/// Role names are percent-encoded in file names the way the client asks for them, then
+/// decoded (as a web server would), so `1.<decoded name>.json` is the file on disk.
+pub fn write_repo(
+    dir: &std::path::Path,
+    keys: &Keys,
+    roles: &[(&str, &Value, &Signer)],
+) -> Vec<u8> {
+    write_repo_opts(dir, keys, roles, true)
+}
+
+/// `write_repo`, with `consistent_snapshot` chosen: when false, `<role>.json` and
+/// `snapshot.json` without version prefixes.
+pub fn write_repo_opts(
+    dir: &std::path::Path,
+    keys: &Keys,
+    roles: &[(&str, &Value, &Signer)],
+    consistent: bool,
+) -> Vec<u8> {
+    let m = dir.join("metadata");
+    std::fs::create_dir_all(&m).expect("mkdir");
+    let mut root = default_root(keys, 1, FUTURE);
+    root["consistent_snapshot"] = json!(consistent);
+    let root_b = sign(&root, &[&keys.root[0], &keys.root[1]]);
+    std::fs::write(m.join("1.root.json"), &root_b).expect("write");
+    let file = |v: u64, name: &str| {
+        if consistent {
+            format!("{v}.{name}.json")
+        } else {
+            format!("{name}.json")
+        }
+    };
+    let mut listed = Vec::new();
+    for (name, signed, signer) in roles {
+        let v = signed["version"].as_u64().expect("version");
+        std::fs::write(m.join(file(v, name)), sign(signed, &[signer])).expect("write");
+        listed.push((*name, v));
+    }
+    let snapshot_b = sign(&snapshot(1, FUTURE, &listed), &[&keys.snapshot]);
+    std::fs::write(m.join(file(1, "snapshot")), &snapshot_b).expect("write");
+    let ts = sign(
+        &timestamp(1, FUTURE, 1, Some(&snapshot_b)),
+        &[&keys.timestamp],
+    );
+    std::fs::write(m.join("timestamp.json"), &ts).expect("write");
+    root_b
+}
+
+/// Writes target files under `dir/targets/`: `d/<sha256>.<name>` when `consistent`, else
+/// `d/<name>`.
+pub fn write_targets(dir: &std::path::Path, files: &[(&str, &[u8])], consistent: bool) {
+    for (path, content) in files {
+        let (d, base) = path.rsplit_once('/').unwrap_or(("", path));
+        let base = if consistent {
+            format!("{}.{base}", sha256_hex(content))
+        } else {
+            (*base).to_owned()
+        };
+        let full = dir.join("targets").join(d).join(base);
+        std::fs::create_dir_all(full.parent().expect("parent")).expect("mkdir");
+        std::fs::write(full, content).expect("write");
+    }
+}
+
+/// A fetcher that logs each request (`metadata/<name>`, `targets/<path>`) before passing it on.
+#[derive(Debug, Clone)]
+pub struct Recording<F> {
+    pub inner: F,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl<F> Recording<F> {
+    pub fn new(inner: F) -> Self {
+        Recording {
+            inner,
+            log: Default::default(),
+        }
+    }
+
+    /// The requests so far, and forget them.
+    pub fn take(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock().expect("lock"))
+    }
+}
+
+impl<F: valise_tuf::fetch::Fetch> valise_tuf::fetch::Fetch for Recording<F> {
+    fn metadata(&self, name: &str, max_len: u64) -> Result<Vec<u8>, valise_tuf::fetch::FetchError> {
+        self.log
+            .lock()
+            .expect("lock")
+            .push(format!("metadata/{name}"));
+        self.inner.metadata(name, max_len)
+    }
+
+    fn target_into(
+        &self,
+        path: &str,
+        length: u64,
+        from: u64,
+        sink: &mut dyn valise_tuf::fetch::Sink,
+    ) -> Result<(), valise_tuf::fetch::FetchError> {
+        let entry = if from > 0 {
+            format!("targets/{path} from {from}")
+        } else {
+            format!("targets/{path}")
+        };
+        self.log.lock().expect("lock").push(entry);
+        self.inner.target_into(path, length, from, sink)
+    }
+}

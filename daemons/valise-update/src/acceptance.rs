@@ -1,0 +1,1 @@
+//! Running a bundle's acceptance cases through the engines (DESIGN.md §5.4).

@@ -1,0 +1,1 @@
+//! Restarting engine units through systemd D-Bus (DESIGN.md §5.3).
