@@ -88,6 +88,39 @@ impl Mosquitto {
         }
     }
 
+    /// Starts Mosquitto with a configuration written elsewhere (a provisioning file, its
+    /// paths already pointed at the test's files), listening on `port`; the log goes to the
+    /// broker's own directory.
+    pub fn start_with_config(conf: &str, port: u16, ca: &Path) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conf = format!(
+            "{conf}\nlog_dest file {}\nlog_type all\n",
+            dir.path().join("mosquitto.log").display()
+        );
+        if nix::unistd::geteuid().is_root() {
+            conf.push_str("user root\n");
+        }
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let child = Self::spawn(dir.path(), addr);
+        Mosquitto {
+            child,
+            addr,
+            ca: ca.to_path_buf(),
+            dir,
+            stopped: false,
+        }
+    }
+
+    /// A free port on 127.0.0.1.
+    pub fn free_port() -> u16 {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
     fn spawn(dir: &Path, addr: SocketAddr) -> Child {
         let mut child = Command::new(need("mosquitto"))
             .arg("-c")
