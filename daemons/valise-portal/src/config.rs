@@ -42,7 +42,8 @@ pub struct Engines {
     /// Transcription jobs handed to the engine at once (the rest wait in the portal's queue,
     /// where per-user fairness is decided).
     pub transcribe_in_flight: u32,
-    /// Tries per job when the engine disappears under it (crash, restart, update).
+    /// Tries per job when the engine disappears under it (a crash, a kill); a planned stop
+    /// (restart, update, shutdown: the engine reports `engine_stopping`) is not a try.
     pub max_attempts: u32,
 }
 

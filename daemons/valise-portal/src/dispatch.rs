@@ -5,6 +5,13 @@
 //!   [`jobs::fair_order`]; each tick polls their progress. The engine forgetting a job
 //!   (it restarted) or not answering sends the job back to the queue; after
 //!   `max_attempts` tries it fails with the reason.
+//! * A planned stop of an engine (SIGTERM: restart, update, shutdown) is not a try: the
+//!   engine reports the jobs it drops as failed with `engine_stopping` (and refuses work with
+//!   it) before it exits, and the portal queues them again without counting
+//!   ([`requeue_planned`]); a translation request that never reached the engine (connection
+//!   refused) does not count either. Only the engine's SIGTERM handler answers
+//!   `engine_stopping`, so a job that crashes the engine still uses up its tries (DESIGN.md,
+//!   "Planned engine restarts").
 //! * Documents and transcript translations: one at a time on a task of their own (the
 //!   engine batches sentences internally; one document already keeps it busy).
 //! * Retention runs here too, every few minutes.
@@ -145,6 +152,17 @@ async fn engine_lost(st: &AppState, job: &Job, what: &str) -> Result<()> {
         .await
 }
 
+/// The engine stopped as planned (`engine_stopping`), or never received the job: queue it
+/// again without counting the try.
+async fn requeue_planned(st: &AppState, job: &Job, what: &str) -> Result<()> {
+    let id = job.id.clone();
+    let why = ApiError::new("retrying", format!("{what}; the job was queued again"));
+    tracing::info!(job = %id, "{what}; queued again, not counted as a try");
+    st.db
+        .run(move |c| jobs::requeue_uncounted(c, &id, &why))
+        .await
+}
+
 async fn step_transcriptions(st: &AppState) -> Result<()> {
     let (running, queued) = st
         .db
@@ -224,6 +242,11 @@ async fn submit(st: &AppState, job: &Job) -> Result<()> {
             }
             Ok(())
         }
+        Err(ClientError::Api(a)) if a.is_engine_stopping() => {
+            // Stopping: the job waits here for the engine to come back.
+            set_up(st, Engine::Transcribe, false);
+            Ok(())
+        }
         Err(e) if e.refusal().is_some() => {
             // The engine refused the file itself (format, length, limits): final.
             let e = e
@@ -279,6 +302,15 @@ async fn poll(st: &AppState, job: &Job) -> Result<()> {
             // The engine's copy of the upload goes as soon as the result is safe here.
             let _ = st.transcribe.cancel(&engine_id).await;
             Ok(())
+        }
+        JobState::Failed
+            if status
+                .error
+                .as_ref()
+                .is_some_and(ApiError::is_engine_stopping) =>
+        {
+            let _ = st.transcribe.cancel(&engine_id).await;
+            requeue_planned(st, job, "the transcription engine stopped as planned").await
         }
         JobState::Failed | JobState::Cancelled => {
             let e = status
@@ -374,6 +406,15 @@ async fn run_translation(st: AppState, job: Job) {
     let id = job.id.clone();
     let saved = match result {
         Ok((bytes, outcome)) => commit_result(&st, &id, bytes, outcome).await,
+        Err(ClientError::Api(a)) if a.is_engine_stopping() => {
+            set_up(&st, Engine::Translate, false);
+            requeue_planned(&st, &job, "the translation engine stopped as planned").await
+        }
+        Err(ClientError::Connect { .. }) => {
+            // The request never reached the engine: the job cannot have been at fault.
+            set_up(&st, Engine::Translate, false);
+            requeue_planned(&st, &job, "the translation engine was not reachable").await
+        }
         Err(e) if e.refusal().is_some() => {
             let e = e
                 .refusal()

@@ -442,6 +442,17 @@ pub fn requeue(c: &Connection, id: &str, why: &ApiError) -> Result<()> {
     Ok(())
 }
 
+/// [`requeue`] for a try that does not count: the engine stopped as planned
+/// (`engine_stopping`) or never received the job. The try `set_running` counted is given back.
+pub fn requeue_uncounted(c: &Connection, id: &str, why: &ApiError) -> Result<()> {
+    c.execute(
+        "UPDATE jobs SET state = 'queued', progress = 0, engine_job = NULL, error_code = ?2,
+            error_message = ?3, attempts = max(attempts - 1, 0) WHERE id = ?1 AND state = 'running'",
+        params![id, why.code, why.message],
+    )?;
+    Ok(())
+}
+
 pub fn delete(c: &Connection, id: &str) -> Result<()> {
     c.execute("DELETE FROM jobs WHERE id = ?1", params![id])?;
     Ok(())

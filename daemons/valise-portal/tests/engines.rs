@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Client, Portal, config_in};
+use common::{Portal, config_in, wait_job};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use valise_e2e::engines::EngineProc;
@@ -18,23 +18,6 @@ use valise_e2e::{testdata, words};
 
 const FRENCH: &str = "/usr/share/asterisk/sounds/fr/conf-onlyperson.wav";
 const FRENCH_LONG: &str = "/usr/share/asterisk/sounds/fr/demo-congrats.wav";
-
-async fn wait_job(c: &Client, id: &str, limit: Duration) -> Value {
-    let start = Instant::now();
-    loop {
-        let (s, j) = c.get_json(&format!("/api/jobs/{id}")).await;
-        assert_eq!(s, StatusCode::OK, "{j}");
-        if ["done", "failed", "cancelled"].contains(&j["state"].as_str().unwrap()) {
-            return j;
-        }
-        assert!(
-            start.elapsed() < limit,
-            "job still {} after {limit:?}: {j}",
-            j["state"]
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
-}
 
 fn start_engines(dir: &Path) -> (EngineProc, EngineProc) {
     valise_e2e::engines::start_engines(dir, 2)

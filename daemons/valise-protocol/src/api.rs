@@ -86,7 +86,26 @@ pub struct ApiError {
     pub message: String,
 }
 
+/// The code an engine answers while it stops (SIGTERM: `systemctl stop|restart`, an update):
+/// for a job it dropped (state `failed` with this error), a submission or request it refused
+/// (HTTP 503), and its health. The work was not at fault: a client submits it again once the
+/// engine is back, without counting it as a try. A crash never produces it (only the
+/// engine's SIGTERM handler does), so a job that crashes the engine still uses up its tries.
+pub const ENGINE_STOPPING: &str = "engine_stopping";
+
 impl ApiError {
+    /// The engine is stopping (see [`ENGINE_STOPPING`]).
+    pub fn engine_stopping() -> Self {
+        Self::new(
+            ENGINE_STOPPING,
+            "the engine is stopping (restart, update or shutdown); submit the work again once it is back",
+        )
+    }
+
+    pub fn is_engine_stopping(&self) -> bool {
+        self.code == ENGINE_STOPPING
+    }
+
     pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
             code: code.into(),

@@ -8,5 +8,7 @@ pub mod api;
 pub mod transcript;
 pub mod translate;
 
-pub use api::{ApiError, Health, JobOptions, JobState, JobStatus, MediaSummary, ModelInfo};
+pub use api::{
+    ApiError, ENGINE_STOPPING, Health, JobOptions, JobState, JobStatus, MediaSummary, ModelInfo,
+};
 pub use transcript::{Doubt, Format, Segment, Task, Transcript};

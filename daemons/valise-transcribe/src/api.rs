@@ -35,7 +35,7 @@ impl IntoResponse for Failure {
             "not_found" => StatusCode::NOT_FOUND,
             "not_ready" => StatusCode::CONFLICT,
             "too_large" | "too_long" => StatusCode::PAYLOAD_TOO_LARGE,
-            "busy" => StatusCode::SERVICE_UNAVAILABLE,
+            "busy" | valise_protocol::ENGINE_STOPPING => StatusCode::SERVICE_UNAVAILABLE,
             "bad_request" => StatusCode::BAD_REQUEST,
             "unsupported_format"
             | "unsupported_codec"
@@ -56,8 +56,13 @@ fn bad(msg: impl Into<String>) -> Failure {
     Failure(ApiError::new("bad_request", msg))
 }
 
-async fn health(State(svc): State<Arc<Service>>) -> impl IntoResponse {
-    Json(svc.health())
+/// While the engine stops, 503 `engine_stopping`: it takes no new work and a client waiting
+/// for it to serve again must not mistake the old process for the new one.
+async fn health(State(svc): State<Arc<Service>>) -> Response {
+    if svc.is_stopping() {
+        return Failure(ApiError::engine_stopping()).into_response();
+    }
+    Json(svc.health()).into_response()
 }
 
 async fn models(State(svc): State<Arc<Service>>) -> impl IntoResponse {

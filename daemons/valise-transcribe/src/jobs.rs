@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::Semaphore;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{Notify, Semaphore};
 use valise_protocol::{ApiError, Health, JobState, JobStatus, Transcript};
 
 use crate::TranscribeError;
@@ -33,6 +35,10 @@ struct Job {
     finished: Option<Instant>,
     /// Deleted while running: drop everything once the thread lets go.
     forget: bool,
+    /// Dropped by a stop ([`Service::begin_stop`]): its status says `engine_stopping`.
+    interrupted: bool,
+    /// A client has read the status (interrupted jobs) or the result (done jobs) since.
+    seen: bool,
 }
 
 /// The engine's state behind the API.
@@ -44,6 +50,10 @@ pub struct Service {
     running: Arc<Semaphore>,
     jobs: Mutex<HashMap<String, Job>>,
     next_seq: Mutex<u64>,
+    /// Set by [`Service::begin_stop`]: no new work, health answers `engine_stopping`.
+    stopping: AtomicBool,
+    /// Woken whenever a client takes note of a job (status, result, delete).
+    noticed: Notify,
 }
 
 impl Service {
@@ -68,6 +78,8 @@ impl Service {
             config,
             jobs: Mutex::new(HashMap::new()),
             next_seq: Mutex::new(0),
+            stopping: AtomicBool::new(false),
+            noticed: Notify::new(),
         }))
     }
 
@@ -85,6 +97,9 @@ impl Service {
 
     /// Refuses work the engine cannot take before the upload is read.
     pub fn admit(&self, req: &Request, model: Option<&str>) -> Result<String, ApiError> {
+        if self.is_stopping() {
+            return Err(ApiError::engine_stopping());
+        }
         let queued = self
             .jobs()
             .values()
@@ -132,7 +147,8 @@ impl Service {
             started_at: None,
             finished_at: None,
         };
-        self.jobs().insert(
+        let mut jobs = self.jobs();
+        jobs.insert(
             id.clone(),
             Job {
                 seq,
@@ -142,8 +158,18 @@ impl Service {
                 spool: Some(spool.clone()),
                 finished: None,
                 forget: false,
+                interrupted: false,
+                seen: false,
             },
         );
+        // Admitted just before a stop began (`begin_stop` sets the flag before it takes the
+        // table's lock): dropped like the others, never left queued in a stopping engine.
+        if self.is_stopping()
+            && let Some(j) = jobs.get_mut(&id)
+        {
+            interrupt(&id, j);
+        }
+        drop(jobs);
         tracing::info!(job = %id, %model, "job queued");
         let svc = self.clone();
         let task_id = id.clone();
@@ -205,6 +231,10 @@ impl Service {
             jobs.remove(id);
             return;
         }
+        if j.interrupted {
+            // Its status was set by `begin_stop`; whatever the thread made of it is dropped.
+            return;
+        }
         j.status.finished_at = Some(now_unix());
         j.finished = Some(Instant::now());
         j.status.media = j.ctx.media();
@@ -228,7 +258,12 @@ impl Service {
     }
 
     pub fn status(&self, id: &str) -> Option<JobStatus> {
-        let jobs = self.jobs();
+        let mut jobs = self.jobs();
+        let j = jobs.get_mut(id)?;
+        if j.interrupted && !j.seen {
+            j.seen = true;
+            self.noticed.notify_one();
+        }
         let j = jobs.get(id)?;
         Some(live_status(j, &jobs))
     }
@@ -244,12 +279,18 @@ impl Service {
     }
 
     pub fn result(&self, id: &str) -> Result<Arc<Transcript>, ApiError> {
-        let jobs = self.jobs();
+        let mut jobs = self.jobs();
         let j = jobs
-            .get(id)
+            .get_mut(id)
             .ok_or_else(|| ApiError::new("not_found", "no such job"))?;
         match (&j.result, j.status.state) {
-            (Some(t), _) => Ok(t.clone()),
+            (Some(t), _) => {
+                if !j.seen {
+                    j.seen = true;
+                    self.noticed.notify_one();
+                }
+                Ok(t.clone())
+            }
             (None, JobState::Failed) => Err(j
                 .status
                 .error
@@ -280,7 +321,54 @@ impl Service {
             jobs.remove(id);
         }
         tracing::info!(job = %id, "job deleted");
+        self.noticed.notify_one();
         Some(status)
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// The daemon was asked to stop (SIGTERM): no new job is taken, and every queued or running
+    /// job is cancelled and reported `failed` with `engine_stopping`, so that its client
+    /// resubmits it once the engine is back without counting a try. Finished jobs are kept
+    /// for their clients to collect.
+    pub fn begin_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        let mut jobs = self.jobs();
+        for (id, j) in jobs.iter_mut() {
+            interrupt(id, j);
+        }
+    }
+
+    /// Jobs a client has not taken note of yet: dropped ones whose status nobody read since,
+    /// finished ones whose result nobody read.
+    pub fn unnoticed(&self) -> usize {
+        self.jobs()
+            .values()
+            .filter(|j| !j.seen && !j.forget && (j.interrupted || j.status.state == JobState::Done))
+            .count()
+    }
+
+    /// After [`Self::begin_stop`]: waits until clients have taken note of every dropped job and
+    /// collected every finished one, at most `grace` (a client that is not polling, or a
+    /// job submitted by a one-off command, does not hold the stop longer).
+    pub async fn drain(&self, grace: Duration) {
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let notified = self.noticed.notified();
+            let left = self.unnoticed();
+            if left == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                tracing::warn!(
+                    jobs = left,
+                    "stopping before every client took note of its job"
+                );
+                return;
+            }
+        }
     }
 
     /// Forgets finished jobs older than `keep_finished_secs`.
@@ -301,6 +389,25 @@ impl Service {
             jobs_queued: count(JobState::Queued),
         }
     }
+}
+
+/// Drops a queued or running job because the engine stops (see [`Service::begin_stop`]).
+fn interrupt(id: &str, j: &mut Job) {
+    if j.status.state.is_final() {
+        return;
+    }
+    j.ctx.cancel();
+    if j.status.state == JobState::Queued
+        && let Some(p) = j.spool.take()
+    {
+        let _ = std::fs::remove_file(p);
+    }
+    j.interrupted = true;
+    j.status.state = JobState::Failed;
+    j.status.error = Some(ApiError::engine_stopping());
+    j.status.finished_at = Some(now_unix());
+    j.finished = Some(Instant::now());
+    tracing::info!(job = %id, "job dropped: the engine is stopping");
 }
 
 fn live_status(j: &Job, all: &HashMap<String, Job>) -> JobStatus {

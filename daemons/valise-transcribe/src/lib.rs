@@ -26,7 +26,14 @@ pub use jobs::Service;
 
 pub use valise_daemon::bind_socket as bind;
 
-/// Serves the API on `listener` until `shutdown` resolves; running jobs are cancelled then.
+/// How long a stopping engine waits for its clients to take note of the jobs it dropped (and
+/// to collect finished results) before it exits. Well under systemd's `TimeoutStopSec`
+/// (90 s); the portal polls every half second.
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves the API on `listener` until `shutdown` resolves. Then the engine stops taking work,
+/// drops its queued and running jobs with `engine_stopping` ([`Service::begin_stop`]), keeps
+/// answering until its clients have taken note of them (at most [`STOP_GRACE`]), and exits.
 pub async fn run(
     service: Arc<Service>,
     listener: tokio::net::UnixListener,
@@ -44,10 +51,16 @@ pub async fn run(
     };
     let app = api::router(service.clone());
     valise_daemon::notify("READY=1");
+    let stopping = service.clone();
+    let shutdown = async move {
+        shutdown.await;
+        valise_daemon::notify("STOPPING=1");
+        stopping.begin_stop();
+        stopping.drain(STOP_GRACE).await;
+    };
     let served = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await;
-    valise_daemon::notify("STOPPING=1");
     expiry.abort();
     for job in service.list() {
         if !job.state.is_final() {

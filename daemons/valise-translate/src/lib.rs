@@ -21,6 +21,7 @@ pub mod engine;
 mod error;
 pub mod model;
 pub mod segment;
+pub mod stop;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,17 +32,26 @@ pub use error::TranslateError;
 
 pub use valise_daemon::bind_socket as bind;
 
-/// Serves the API on `listener` until `shutdown` resolves (requests in flight finish).
+/// Serves the API on `listener` until `shutdown` resolves. Then new requests are refused with
+/// `engine_stopping`, those in flight finish within [`stop::STOP_GRACE`] (or are answered
+/// `engine_stopping`), and the server exits.
 pub async fn run(
     engine: Arc<Engine>,
     listener: tokio::net::UnixListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = api::router(engine);
+    let gate = Arc::new(stop::StopGate::default());
+    let app = api::router(engine).layer(axum::middleware::from_fn_with_state(
+        gate.clone(),
+        stop::guard,
+    ));
     valise_daemon::notify("READY=1");
-    let served = axum::serve(listener, app.into_make_service())
+    let shutdown = async move {
+        shutdown.await;
+        valise_daemon::notify("STOPPING=1");
+        gate.stop(stop::STOP_GRACE).await;
+    };
+    axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
-        .await;
-    valise_daemon::notify("STOPPING=1");
-    served
+        .await
 }

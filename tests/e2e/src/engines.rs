@@ -51,6 +51,45 @@ impl EngineProc {
     /// Starts it again with the same arguments.
     pub fn restart(&mut self) {
         self.kill();
+        self.start_again();
+    }
+
+    /// The process id (a fake systemd reports it, tests signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Stops it as systemd does (`systemctl stop`): SIGTERM, then waits for it to exit, at
+    /// most `limit` (then SIGKILL, as systemd after `TimeoutStopSec`). Returns whether it
+    /// exited by itself within the limit.
+    pub fn stop(&mut self, limit: Duration) -> bool {
+        use nix::sys::signal::{Signal, kill};
+        use nix::unistd::Pid;
+        let pid = Pid::from_raw(i32::try_from(self.child.id()).unwrap());
+        let _ = kill(pid, Signal::SIGTERM);
+        let start = std::time::Instant::now();
+        let clean = loop {
+            if self.child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            if start.elapsed() > limit {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        self.kill();
+        clean
+    }
+
+    /// A planned restart, as `systemctl restart` does it: [`Self::stop`], then start again and
+    /// wait until it listens. Returns whether the old process exited by itself within `limit`.
+    pub fn restart_planned(&mut self, limit: Duration) -> bool {
+        let clean = self.stop(limit);
+        self.start_again();
+        clean
+    }
+
+    fn start_again(&mut self) {
         self.child = spawn(self.name, &self.args);
         self.wait_ready();
     }

@@ -123,6 +123,19 @@ pub fn ffmpeg(args: &[&str]) {
     );
 }
 
+/// Writes `src` played `times` times in a row to `out` (a long recording from a short one:
+/// work that is still running when a test stops an engine).
+pub fn looped_audio(src: &Path, times: u32, out: &Path) {
+    let loops = (times.max(1) - 1).to_string();
+    ffmpeg(&[
+        "-stream_loop",
+        &loops,
+        "-i",
+        src.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
+}
+
 /// Lower-case words without punctuation.
 pub fn words(s: &str) -> String {
     s.to_lowercase()

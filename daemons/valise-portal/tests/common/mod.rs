@@ -314,3 +314,22 @@ pub fn grep_dir(dir: &Path, marker: &str) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Polls `/api/jobs/{id}` until the job is final (`done`, `failed`, `cancelled`); fails the
+/// test after `limit`.
+pub async fn wait_job(c: &Client, id: &str, limit: std::time::Duration) -> Value {
+    let start = std::time::Instant::now();
+    loop {
+        let (s, j) = c.get_json(&format!("/api/jobs/{id}")).await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        if ["done", "failed", "cancelled"].contains(&j["state"].as_str().unwrap()) {
+            return j;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "job still {} after {limit:?}: {j}",
+            j["state"]
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+}

@@ -1,6 +1,6 @@
 //! Shared by the integration tests: the real dev model store, real recordings, and an engine
 //! served in-process on a temporary Unix socket.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use valise_engine_client::TranscribeClient as Client;
 use valise_transcribe::{Config, Engine, Service};
 
-pub use valise_e2e::{ffmpeg, store, testdata, words};
+pub use valise_e2e::{ffmpeg, looped_audio, store, testdata, words};
 
 pub fn config(dir: &Path, model: &str) -> Config {
     Config {
@@ -30,6 +30,13 @@ pub struct Running {
 }
 
 impl Running {
+    /// Delivers the stop (what SIGTERM does in the daemon) without waiting for the exit.
+    pub fn signal_stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
     pub async fn stop(mut self) -> std::io::Result<()> {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
