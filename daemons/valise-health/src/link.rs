@@ -290,14 +290,28 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// On a clean stop: `offline` (retained) and a DISCONNECT, within two seconds.
+/// On a clean stop: `offline` (retained), and once the broker acknowledged it a DISCONNECT,
+/// all within two seconds. Waiting for the PUBACK first matters: Mosquitto 2.0.11 drops the
+/// connection on rumqttc's MQTT 5 DISCONNECT ("out of memory") and with it whatever it had not
+/// processed from the same read, the `offline` included (its will then says offline instead).
 async fn goodbye(client: &AsyncClient, ev: &mut rumqttc::v5::EventLoop, status_topic: &str) {
     let offline = status_json(BoxState::Offline, unix_now());
-    let _ = client.try_publish(status_topic, QoS::AtLeastOnce, true, offline);
-    let _ = client.try_disconnect();
+    if client
+        .try_publish(status_topic, QoS::AtLeastOnce, true, offline)
+        .is_err()
+    {
+        return;
+    }
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let mut ours = None;
         loop {
             match ev.poll().await {
+                Ok(Event::Outgoing(Outgoing::Publish(pkid))) if ours.is_none() => {
+                    ours = Some(pkid);
+                }
+                Ok(Event::Incoming(Packet::PubAck(ack))) if Some(ack.pkid) == ours => {
+                    let _ = client.try_disconnect();
+                }
                 Ok(Event::Outgoing(Outgoing::Disconnect)) | Err(_) => break,
                 Ok(_) => {}
             }
