@@ -45,6 +45,8 @@ pub struct Engines {
     /// Tries per job when the engine disappears under it (a crash, a kill); a planned stop
     /// (restart, update, shutdown: the engine reports `engine_stopping`) is not a try.
     pub max_attempts: u32,
+    /// The model updater's socket (valise-update): the admin page's `last_update`.
+    pub update_socket: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -150,6 +152,7 @@ impl Default for Engines {
             translate_socket: PathBuf::from("/run/valise/translate.sock"),
             transcribe_in_flight: 2,
             max_attempts: 3,
+            update_socket: PathBuf::from("/run/valise/update.sock"),
         }
     }
 }

@@ -63,7 +63,7 @@ impl MetadataStore {
 
 /// Replaces `path` with `bytes` so that a power cut leaves the old file or the new one:
 /// temporary file beside it, fsync, rename, fsync of the directory.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),

@@ -33,6 +33,9 @@ pub enum Command {
     /// The central team's fleet view from the MQTT broker: `watch` (live table) or
     /// `report` (once, as text, JSON or CSV).
     Fleet(crate::fleet::FleetArgs),
+    /// The model updater: check the repository now, apply a USB copy, show installed bundles,
+    /// the last check and why, the next check.
+    Update(crate::update::UpdateArgs),
     /// The central team's TUF repository of model bundles: keys, bundles, signing,
     /// publication, waves, key rotation and revocation, USB exports.
     #[cfg(feature = "central")]

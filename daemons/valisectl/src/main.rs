@@ -8,6 +8,7 @@ mod pki;
 mod repo;
 mod transcribe;
 mod translate;
+mod update;
 
 use clap::Parser;
 
@@ -35,6 +36,7 @@ fn main() -> std::process::ExitCode {
             args::Command::Ca(c) => pki::ca(c),
             args::Command::Enroll(e) => pki::enroll(e),
             args::Command::Fleet(f) => fleet::fleet(f).await,
+            args::Command::Update(u) => update::run(u).await,
             #[cfg(feature = "central")]
             args::Command::Repo(r) => repo::run(r).await,
         }

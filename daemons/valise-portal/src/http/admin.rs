@@ -218,8 +218,29 @@ pub struct BoxState {
     pub models: Vec<ModelInfo>,
     pub disk: Disk,
     pub jobs: JobCounts,
-    /// Set by valise-update once it exists (issue: model updates).
+    /// Unix seconds of the last model bundle valise-update installed (null: never, or the
+    /// updater did not answer within [`UPDATE_STATUS_TIMEOUT`]).
     pub last_update: Option<i64>,
+}
+
+/// How long the admin page waits for the updater's status.
+pub const UPDATE_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `last_update` from valise-update's `GET /status`, or None when it does not answer in time.
+async fn last_update(socket: &std::path::Path) -> Option<i64> {
+    let http = valise_engine_client::UnixHttp::new(socket, "valise-update");
+    let call = http.send_raw(axum::http::Method::GET, "/status", Vec::new());
+    let (status, body) = tokio::time::timeout(UPDATE_STATUS_TIMEOUT, call)
+        .await
+        .ok()?
+        .ok()?;
+    if !status.is_success() {
+        return None;
+    }
+    serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()?
+        .get("last_update")?
+        .as_i64()
 }
 
 fn disk(path: &std::path::Path) -> Disk {
@@ -252,10 +273,11 @@ fn walk_size(p: &std::path::Path) -> u64 {
 
 pub async fn box_state(State(st): State<AppState>, auth: Auth) -> Result<Json<BoxState>> {
     auth.require_admin()?;
-    let (th, tm, lh) = tokio::join!(
+    let (th, tm, lh, last_update) = tokio::join!(
         st.transcribe.health(),
         st.transcribe.models(),
-        st.translate.health()
+        st.translate.health(),
+        last_update(&st.config.engines.update_socket)
     );
     let transcribe = match th {
         Ok(h) => EngineState {
@@ -309,7 +331,7 @@ pub async fn box_state(State(st): State<AppState>, auth: Auth) -> Result<Json<Bo
         models: tm.unwrap_or_default(),
         disk,
         jobs: counts,
-        last_update: None,
+        last_update,
     }))
 }
 

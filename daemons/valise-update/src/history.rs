@@ -1,0 +1,174 @@
+//! What the updater did and why (`<state_dir>/state.json`, replaced atomically): the last
+//! check and its result, the bundle versions refused (never tried again: a central "revert"
+//! is a new, higher version), and a bounded history of installs and rollbacks. `valisectl
+//! update status` and the portal's admin page read it through the socket API.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Entries kept in `history`.
+pub const MAX_HISTORY: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// The check found nothing new for this box.
+    UpToDate,
+    /// A bundle was installed and passed its acceptance cases.
+    Installed,
+    /// A bundle was installed, failed, and the previous slot came back.
+    RolledBack,
+    /// Nothing was installed: metadata or a bundle were refused, or the source failed.
+    Failed,
+}
+
+/// One check (online or from a directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckRecord {
+    /// Unix seconds (the box's clock) when the check ended.
+    pub at: i64,
+    /// `repository` or `dir:<path>`.
+    pub source: String,
+    pub outcome: Outcome,
+    /// Why, in words (the error, the failed acceptance case, "up to date").
+    pub reason: String,
+}
+
+/// One install or rollback.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub at: i64,
+    pub bundle: String,
+    pub version: u64,
+    pub slot: String,
+    pub outcome: Outcome,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub version: u64,
+    pub at: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    pub last_check: Option<CheckRecord>,
+    /// Unix seconds of the last bundle installed for good.
+    pub last_update: Option<i64>,
+    /// Bundle id → versions refused after a rollback.
+    pub refused: BTreeMap<String, Vec<Refusal>>,
+    pub history: Vec<Entry>,
+}
+
+impl State {
+    pub fn is_refused(&self, bundle: &str, version: u64) -> bool {
+        self.refused
+            .get(bundle)
+            .is_some_and(|v| v.iter().any(|r| r.version == version))
+    }
+
+    /// Adds `e`, replacing an entry for the same bundle version and slot (a step redone after
+    /// a power cut records once).
+    pub fn record(&mut self, e: Entry) {
+        self.history
+            .retain(|h| !(h.bundle == e.bundle && h.version == e.version && h.slot == e.slot));
+        if e.outcome == Outcome::Installed {
+            self.last_update = Some(e.at);
+        }
+        if e.outcome == Outcome::RolledBack && !self.is_refused(&e.bundle, e.version) {
+            self.refused
+                .entry(e.bundle.clone())
+                .or_default()
+                .push(Refusal {
+                    version: e.version,
+                    at: e.at,
+                    reason: e.reason.clone(),
+                });
+        }
+        self.history.push(e);
+        let n = self.history.len();
+        if n > MAX_HISTORY {
+            self.history.drain(..n - MAX_HISTORY);
+        }
+    }
+}
+
+/// The state file.
+#[derive(Debug, Clone)]
+pub struct StateFile {
+    path: PathBuf,
+}
+
+impl StateFile {
+    pub fn new(state_dir: &Path) -> Self {
+        StateFile {
+            path: state_dir.join("state.json"),
+        }
+    }
+
+    pub fn read(&self) -> io::Result<State> {
+        match std::fs::read(&self.path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{}: {e}", self.path.display()),
+                )
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Reads, applies `f`, writes back atomically.
+    pub fn update(&self, f: impl FnOnce(&mut State)) -> io::Result<State> {
+        let mut s = self.read()?;
+        f(&mut s);
+        let bytes = serde_json::to_vec_pretty(&s).map_err(io::Error::other)?;
+        valise_tuf::store::write_atomic(&self.path, &bytes)?;
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(outcome: Outcome, slot: &str) -> Entry {
+        Entry {
+            at: 10,
+            bundle: "pten".into(),
+            version: 2,
+            slot: slot.into(),
+            outcome,
+            reason: "r".into(),
+        }
+    }
+
+    #[test]
+    fn records_once_refuses_rolled_back_versions_and_persists() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let f = StateFile::new(d.path());
+        assert_eq!(f.read().expect("read"), State::default());
+        f.update(|s| {
+            s.record(entry(Outcome::RolledBack, "x"));
+            s.record(entry(Outcome::RolledBack, "x"));
+        })
+        .expect("update");
+        let s = f.read().expect("read");
+        assert_eq!(s.history.len(), 1, "a redone step records once");
+        assert!(s.is_refused("pten", 2) && !s.is_refused("pten", 3));
+        assert_eq!(s.refused["pten"].len(), 1);
+        assert_eq!(s.last_update, None);
+        let s = f
+            .update(|s| s.record(entry(Outcome::Installed, "y")))
+            .expect("update");
+        assert_eq!(s.last_update, Some(10));
+        assert_eq!(s.history.len(), 2);
+    }
+}
