@@ -16,6 +16,10 @@ pub enum Error {
     Locked { path: PathBuf },
     #[error("spool configuration: {0}")]
     Config(&'static str),
+    #[error("configuration: {0}")]
+    Invalid(String),
+    #[error("box identity: {0}")]
+    Identity(#[from] valise_pki::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -106,7 +106,7 @@ impl Default for SpoolConfig {
 }
 
 impl SpoolConfig {
-    fn check(&self) -> Result<()> {
+    pub fn check(&self) -> Result<()> {
         if self.segment_bytes < (HEADER + MAX_PAYLOAD) as u64 {
             return Err(Error::Config("segment_bytes must hold the largest record"));
         }

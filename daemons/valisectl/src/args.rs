@@ -30,6 +30,9 @@ pub enum Command {
     /// This box's identity: make a key and a certificate request, install the signed
     /// certificate, show its state.
     Enroll(crate::pki::EnrollArgs),
+    /// The central team's fleet view from the MQTT broker: `watch` (live table) or
+    /// `report` (once, as text, JSON or CSV).
+    Fleet(crate::fleet::FleetArgs),
     /// The model updater: check the repository now, apply a USB copy, show installed bundles,
     /// the last check and why, the next check.
     Update(crate::update::UpdateArgs),

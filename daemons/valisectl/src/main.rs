@@ -2,6 +2,7 @@
 
 mod accounts;
 mod args;
+mod fleet;
 mod pki;
 #[cfg(feature = "central")]
 mod repo;
@@ -34,6 +35,7 @@ fn main() -> std::process::ExitCode {
             args::Command::Token(t) => accounts::token(t),
             args::Command::Ca(c) => pki::ca(c),
             args::Command::Enroll(e) => pki::enroll(e),
+            args::Command::Fleet(f) => fleet::fleet(f).await,
             args::Command::Update(u) => update::run(u).await,
             #[cfg(feature = "central")]
             args::Command::Repo(r) => repo::run(r).await,

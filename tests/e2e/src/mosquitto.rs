@@ -30,6 +30,7 @@ pub struct Mosquitto {
     pub addr: SocketAddr,
     ca: PathBuf,
     dir: tempfile::TempDir,
+    stopped: bool,
 }
 
 fn need(bin: &str) -> PathBuf {
@@ -76,28 +77,106 @@ impl Mosquitto {
         }
         let conf_path = dir.path().join("mosquitto.conf");
         std::fs::write(&conf_path, conf).unwrap();
-        let mut child = Command::new(need("mosquitto"))
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        // Ready when it accepts connections; an early exit is a configuration error.
-        crate::wait_for_port(
-            &mut child,
-            addr,
-            &dir.path().join("mosquitto.log"),
-            "mosquitto",
-        );
+        let child = Self::spawn(dir.path(), addr);
         Mosquitto {
             child,
             addr,
             ca: tls.ca.clone(),
             dir,
+            stopped: false,
         }
+    }
+
+    /// Starts Mosquitto with a configuration written elsewhere (a provisioning file, its
+    /// paths already pointed at the test's files), listening on `port`; the log goes to the
+    /// broker's own directory.
+    pub fn start_with_config(conf: &str, port: u16, ca: &Path) -> Mosquitto {
+        let dir = tempfile::tempdir().unwrap();
+        let mut conf = format!(
+            "{conf}\nlog_dest file {}\nlog_type all\n",
+            dir.path().join("mosquitto.log").display()
+        );
+        if nix::unistd::geteuid().is_root() {
+            conf.push_str("user root\n");
+        }
+        std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let child = Self::spawn(dir.path(), addr);
+        Mosquitto {
+            child,
+            addr,
+            ca: ca.to_path_buf(),
+            dir,
+            stopped: false,
+        }
+    }
+
+    /// A free port on 127.0.0.1.
+    pub fn free_port() -> u16 {
+        TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    fn spawn(dir: &Path, addr: SocketAddr) -> Child {
+        let mut child = Command::new(need("mosquitto"))
+            .arg("-c")
+            .arg(dir.join("mosquitto.conf"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Ready when it accepts connections; an early exit is a configuration error.
+        crate::wait_for_port(&mut child, addr, &dir.join("mosquitto.log"), "mosquitto");
+        child
+    }
+
+    /// Adds lines to the broker's configuration; they take effect at the next [`restart`].
+    ///
+    /// [`restart`]: Mosquitto::restart
+    pub fn add_config(&self, lines: &str) {
+        let path = self.dir.path().join("mosquitto.conf");
+        let mut conf = std::fs::read_to_string(&path).unwrap();
+        conf.push_str(lines);
+        std::fs::write(path, conf).unwrap();
+    }
+
+    /// The broker's process id (to stop it with SIGSTOP, for instance).
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// Stops the broker (SIGTERM) and waits for it: clients lose their connection.
+    pub fn stop(&mut self) {
+        if !self.stopped {
+            let _ = nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGCONT);
+            let _ = nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGTERM);
+            let _ = self.child.wait();
+            self.stopped = true;
+        }
+    }
+
+    /// Starts the broker again with the same configuration, on the same port (its log goes
+    /// on in the same file). Retained messages do not survive (persistence is off).
+    pub fn restart(&mut self) {
+        self.stop();
+        self.child = Self::spawn(self.dir.path(), self.addr);
+        self.stopped = false;
+    }
+
+    /// Suspends the broker (SIGSTOP): connections stay open but nothing is answered, as with
+    /// a hung broker or a dead link.
+    pub fn freeze(&self) {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGSTOP).unwrap();
+    }
+
+    /// Resumes a frozen broker (SIGCONT).
+    pub fn thaw(&self) {
+        nix::sys::signal::kill(self.pid(), nix::sys::signal::Signal::SIGCONT).unwrap();
     }
 
     pub fn log(&self) -> String {
@@ -175,8 +254,6 @@ impl Mosquitto {
 
 impl Drop for Mosquitto {
     fn drop(&mut self) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let _ = self.child.wait();
+        self.stop();
     }
 }

@@ -120,8 +120,16 @@ async fn units_states_and_errors() {
         .build()
         .await
         .unwrap();
+    // Direct reads, not the proxy's cache (which follows PropertiesChanged asynchronously).
     let svc = ServiceProxy::builder(&conn)
+        .path(path.clone())
+        .cache_properties(zbus::proxy::CacheProperties::No)
+        .build()
+        .await
+        .unwrap();
+    let unit_now = UnitProxy::builder(&conn)
         .path(path)
+        .cache_properties(zbus::proxy::CacheProperties::No)
         .build()
         .await
         .unwrap();
@@ -137,7 +145,7 @@ async fn units_states_and_errors() {
     fake.set_restarts("valise-portal.service", 3).await;
     let changed = tokio::time::timeout(WAIT, states.next()).await.unwrap();
     assert_eq!(changed.unwrap().get().await.unwrap(), "failed");
-    assert_eq!(unit.sub_state().await.unwrap(), "failed");
+    assert_eq!(unit_now.sub_state().await.unwrap(), "failed");
     assert_eq!(svc.n_restarts().await.unwrap(), 3);
 
     // An independent client (libdbus's dbus-send) reads the same property by systemd's names.

@@ -1,0 +1,158 @@
+//! systemd over D-Bus (zbus): the state and restart count of each Valise unit, and starting
+//! `valise-update.service` for the `check_for_updates` command.
+//!
+//! Read-only apart from that one start; every call has a deadline (`read_timeout_ms`), so a
+//! hung bus delays one health message's unit list, never the daemon. The bus is the system
+//! bus (`DBUS_SYSTEM_BUS_ADDRESS` when set, as zbus reads it): tests point it at the fake
+//! systemd of `tests/e2e/src/fake_systemd.rs`.
+
+use std::time::Duration;
+
+use valise_health_schema::{UnitName, UnitState, UnitStatus};
+use zbus::OwnedObjectPath;
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1"
+)]
+trait Manager {
+    /// `a(ssssssouso)`: name, description, load, active, sub, followed, path, job id, job
+    /// type, job path.
+    #[allow(clippy::type_complexity)]
+    fn list_units_by_names(
+        &self,
+        names: &[&str],
+    ) -> zbus::Result<
+        Vec<(
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            OwnedObjectPath,
+            u32,
+            String,
+            OwnedObjectPath,
+        )>,
+    >;
+    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1"
+)]
+trait Service {
+    #[zbus(property, name = "NRestarts")]
+    fn n_restarts(&self) -> zbus::Result<u32>;
+}
+
+/// A connection to systemd, made lazily and remade after a failure.
+#[derive(Debug)]
+pub struct Systemd {
+    conn: Option<zbus::Connection>,
+    timeout: Duration,
+}
+
+fn active_state(s: &str) -> Option<UnitState> {
+    Some(match s {
+        "active" => UnitState::Active,
+        "reloading" => UnitState::Reloading,
+        "inactive" => UnitState::Inactive,
+        "failed" => UnitState::Failed,
+        "activating" => UnitState::Activating,
+        "deactivating" => UnitState::Deactivating,
+        "maintenance" => UnitState::Maintenance,
+        "refreshing" => UnitState::Refreshing,
+        _ => return None,
+    })
+}
+
+impl Systemd {
+    pub fn new(timeout: Duration) -> Self {
+        Self {
+            conn: None,
+            timeout,
+        }
+    }
+
+    async fn conn(&mut self) -> zbus::Result<zbus::Connection> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        let c = tokio::time::timeout(self.timeout, zbus::Connection::system())
+            .await
+            .map_err(|_| zbus::Error::Failure("connecting to the system bus timed out".into()))??;
+        self.conn = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The loaded units among `names`, with state and restart count; `None` when systemd
+    /// could not be asked (then the message carries no unit list rather than a guess).
+    pub async fn units(&mut self, names: &[String]) -> Option<Vec<UnitStatus>> {
+        match tokio::time::timeout(self.timeout, self.read_units(names)).await {
+            Ok(Ok(u)) => Some(u),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read unit states from systemd");
+                self.conn = None;
+                None
+            }
+            Err(_) => {
+                tracing::warn!("reading unit states from systemd timed out");
+                self.conn = None;
+                None
+            }
+        }
+    }
+
+    async fn read_units(&mut self, names: &[String]) -> zbus::Result<Vec<UnitStatus>> {
+        let conn = self.conn().await?;
+        let manager = ManagerProxy::new(&conn).await?;
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let rows = manager.list_units_by_names(&refs).await?;
+        let mut out = Vec::new();
+        for (name, _, load, active, _, _, path, ..) in rows {
+            if load != "loaded" {
+                continue;
+            }
+            let (Ok(unit), Some(state)) = (UnitName::new(&name), active_state(&active)) else {
+                continue;
+            };
+            let restarts = if name.ends_with(".service") {
+                let svc = ServiceProxy::builder(&conn)
+                    .path(path)
+                    .cache_properties(zbus::proxy::CacheProperties::No)
+                    .build()
+                    .await?;
+                svc.n_restarts().await.unwrap_or(0)
+            } else {
+                0
+            };
+            out.push(UnitStatus {
+                unit,
+                state,
+                restarts,
+            });
+        }
+        Ok(out)
+    }
+
+    /// `StartUnit(name, "replace")`: queues the unit's start (a oneshot check, for
+    /// `valise-update.service`); returns once systemd accepted the job.
+    pub async fn start(&mut self, name: &str) -> zbus::Result<()> {
+        let timeout = self.timeout;
+        let fut = async {
+            let conn = self.conn().await?;
+            ManagerProxy::new(&conn)
+                .await?
+                .start_unit(name, "replace")
+                .await
+        };
+        match tokio::time::timeout(timeout, fut).await {
+            Ok(r) => r.map(drop),
+            Err(_) => Err(zbus::Error::Failure("StartUnit timed out".into())),
+        }
+    }
+}
