@@ -314,7 +314,8 @@ impl Ca {
         p.key_identifier_method = KeyIdMethod::Sha256;
         let cert = p.self_signed(&key).map_err(rc("CA certificate"))?;
         write_new(&dir.join(KEY), key.serialize_pem().as_bytes(), 0o600)?;
-        write_atomic(&dir.join(CERT), cert.pem().as_bytes(), 0o644)?;
+        let cert_path = dir.join(CERT);
+        write_atomic(&cert_path, cert.pem().as_bytes(), 0o644).map_err(io(&cert_path))?;
         let mut ca = Ca {
             dir: dir.to_owned(),
             cert_pem: cert.pem(),
@@ -363,7 +364,8 @@ impl Ca {
         let mut json =
             serde_json::to_string_pretty(&self.index).map_err(|e| invalid("index", e))?;
         json.push('\n');
-        write_atomic(&self.dir.join(INDEX), json.as_bytes(), 0o600)
+        let path = self.dir.join(INDEX);
+        write_atomic(&path, json.as_bytes(), 0o600).map_err(io(path))
     }
 
     fn record(&mut self, issued: Issued) -> Result<()> {
@@ -570,7 +572,8 @@ impl Ca {
         };
         let crl = params.signed_by(&self.issuer).map_err(rc("CRL"))?;
         let pem = crl.pem().map_err(rc("CRL"))?;
-        write_atomic(&self.dir.join(CRL), pem.as_bytes(), 0o644)?;
+        let crl_path = self.dir.join(CRL);
+        write_atomic(&crl_path, pem.as_bytes(), 0o644).map_err(io(crl_path))?;
         self.index.next_crl_number = number + 1;
         self.save()?;
         Ok(Crl {

@@ -15,12 +15,13 @@
 //! - [`identity`]: the one way a box identity is carried in a certificate;
 //! - [`ca`]: the CA directory (issue, revoke, CRL, ACL);
 //! - [`enroll`]: the box's identity directory (request, install, load);
-//! - [`tls`]: rustls client configuration for mutual TLS.
+//! - [`tls`]: rustls client configuration for mutual TLS;
+//! - [`fsutil`]: the atomic file replace other crates share.
 
 pub mod ca;
 pub mod enroll;
 pub mod error;
-mod fsutil;
+pub mod fsutil;
 pub mod identity;
 pub mod pem;
 pub mod tls;

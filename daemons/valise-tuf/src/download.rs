@@ -15,71 +15,15 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-use ring::digest;
-
 use crate::error::Error;
 use crate::fetch::{Fetch, FetchError, Sink};
+use crate::hashes::{Digests, no_known_hash};
 use crate::limits::MAX_TARGET_SIZE;
 use crate::schema::Hashes;
 use crate::updater::{TargetFile, UpdateError};
 
 /// Chunk size for reading files back.
 const CHUNK: usize = 64 * 1024;
-
-fn algorithm(name: &str) -> Option<&'static digest::Algorithm> {
-    match name {
-        "sha256" => Some(&digest::SHA256),
-        "sha512" => Some(&digest::SHA512),
-        _ => None,
-    }
-}
-
-/// Running digests of every listed hash the client knows: (algorithm, listed hex, context).
-struct Digests(Vec<(String, String, digest::Context)>);
-
-impl Digests {
-    fn new(hashes: &Hashes) -> Self {
-        Digests(
-            hashes
-                .0
-                .iter()
-                .filter_map(|(alg, hex)| {
-                    algorithm(alg).map(|a| (alg.clone(), hex.clone(), digest::Context::new(a)))
-                })
-                .collect(),
-        )
-    }
-
-    fn update(&mut self, bytes: &[u8]) {
-        for (_, _, c) in &mut self.0 {
-            c.update(bytes);
-        }
-    }
-
-    /// Every known hash matches (and there is at least one).
-    fn check(&self, what: &str) -> Result<(), Error> {
-        if self.0.is_empty() {
-            return Err(no_known_hash(what));
-        }
-        for (alg, listed, c) in &self.0 {
-            let got = hex::encode(c.clone().finish());
-            if &got != listed {
-                return Err(Error::Hash {
-                    role: what.to_owned(),
-                    why: format!("{alg} {got}, listed {listed}"),
-                });
-            }
-        }
-        Ok(())
-    }
-}
-
-fn no_known_hash(what: &str) -> Error {
-    Error::Hash {
-        role: what.to_owned(),
-        why: "no hash algorithm the client knows (sha256, sha512) is listed".to_owned(),
-    }
-}
 
 /// The `.part` file of one download, hashed as it grows.
 struct PartFile {
@@ -210,7 +154,7 @@ pub fn download<F: Fetch + ?Sized>(
     dest: &Path,
 ) -> Result<(), UpdateError> {
     let what = target.name.as_str();
-    if Digests::new(&target.hashes).0.is_empty() {
+    if Digests::new(&target.hashes).is_empty() {
         return Err(no_known_hash(what).into());
     }
     if target.length > MAX_TARGET_SIZE {

@@ -19,29 +19,64 @@ fn algorithm(name: &str) -> Option<&'static digest::Algorithm> {
     }
 }
 
+/// Running digests of every listed hash the client knows, for bytes that arrive in pieces
+/// (a target streamed to disk): (algorithm, listed hex, context).
+pub(crate) struct Digests(Vec<(String, String, digest::Context)>);
+
+impl Digests {
+    pub(crate) fn new(hashes: &Hashes) -> Self {
+        Digests(
+            hashes
+                .0
+                .iter()
+                .filter_map(|(alg, hex)| {
+                    algorithm(alg).map(|a| (alg.clone(), hex.clone(), digest::Context::new(a)))
+                })
+                .collect(),
+        )
+    }
+
+    /// No listed algorithm is known: nothing could be checked.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        for (_, _, c) in &mut self.0 {
+            c.update(bytes);
+        }
+    }
+
+    /// Every known hash matches (and there is at least one).
+    pub(crate) fn check(&self, what: &str) -> Result<(), Error> {
+        if self.is_empty() {
+            return Err(no_known_hash(what));
+        }
+        for (alg, listed, c) in &self.0 {
+            let got = hex::encode(c.clone().finish());
+            if &got != listed {
+                return Err(Error::Hash {
+                    role: what.to_owned(),
+                    why: format!("{alg} {got}, listed {listed}"),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn no_known_hash(what: &str) -> Error {
+    Error::Hash {
+        role: what.to_owned(),
+        why: "no hash algorithm the client knows (sha256, sha512) is listed".to_owned(),
+    }
+}
+
 /// Checks `data` against every known algorithm in `hashes`; refuses when none is known.
 pub fn verify_hashes(what: &str, hashes: &Hashes, data: &[u8]) -> Result<(), Error> {
-    let mut checked = 0;
-    for (name, expected) in &hashes.0 {
-        let Some(alg) = algorithm(name) else {
-            continue;
-        };
-        let observed = hex::encode(digest::digest(alg, data));
-        if &observed != expected {
-            return Err(Error::Hash {
-                role: what.to_owned(),
-                why: format!("{name} {observed}, listed {expected}"),
-            });
-        }
-        checked += 1;
-    }
-    if checked == 0 {
-        return Err(Error::Hash {
-            role: what.to_owned(),
-            why: "no hash algorithm the client knows (sha256, sha512) is listed".to_owned(),
-        });
-    }
-    Ok(())
+    let mut d = Digests::new(hashes);
+    d.update(data);
+    d.check(what)
 }
 
 /// Checks `data`'s length (when listed) and hashes (when listed).

@@ -2,12 +2,14 @@
 //! (`root.json`, `timestamp.json`, `snapshot.json`, `targets.json`, `<encoded role>.json`),
 //! holding the bytes that were verified, verbatim (python-tuf and the conformance suite's
 //! `test_metadata_bytes_match` expect the downloaded bytes, not a re-serialization).
-//! Writes are atomic: temporary file in the same directory, fsync, rename, fsync of the
-//! directory, so a power cut leaves the old file or the new one.
+//! Writes are atomic (`valise_pki::fsutil::write_atomic`: temporary file in the same directory,
+//! fsync, rename, fsync of the directory), so a power cut leaves the old file or the new one.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File};
+use std::io;
 use std::path::{Path, PathBuf};
+
+use valise_pki::fsutil::write_atomic;
 
 use crate::names;
 
@@ -47,7 +49,7 @@ impl MetadataStore {
 
     /// Replaces `role`'s file with `bytes` atomically and durably.
     pub fn write(&self, role: &str, bytes: &[u8]) -> io::Result<()> {
-        write_atomic(&self.path(role)?, bytes)
+        write_atomic(&self.path(role)?, bytes, 0o644)
     }
 
     /// Removes `role`'s file (spec 5.3.11: after a rotation of timestamp or snapshot keys);
@@ -59,28 +61,6 @@ impl MetadataStore {
             Err(e) => Err(e),
         }
     }
-}
-
-/// Replaces `path` with `bytes` so that a power cut leaves the old file or the new one:
-/// temporary file beside it, fsync, rename, fsync of the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.tmp"));
-    {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
 }
 
 #[cfg(test)]

@@ -147,7 +147,7 @@ impl TimeFloor {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir)?;
         }
-        crate::store::write_atomic(&self.path, format!("{secs}\n").as_bytes())
+        valise_pki::fsutil::write_atomic(&self.path, format!("{secs}\n").as_bytes(), 0o644)
     }
 }
 

@@ -130,7 +130,7 @@ impl StateFile {
         let mut s = self.read()?;
         f(&mut s);
         let bytes = serde_json::to_vec_pretty(&s).map_err(io::Error::other)?;
-        valise_tuf::store::write_atomic(&self.path, &bytes)?;
+        valise_pki::fsutil::write_atomic(&self.path, &bytes, 0o644)?;
         Ok(s)
     }
 }

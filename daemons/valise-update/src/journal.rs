@@ -61,7 +61,7 @@ impl Journal {
     /// Records `phase` durably.
     pub fn write(&self, phase: &Phase) -> io::Result<()> {
         let bytes = serde_json::to_vec_pretty(phase).map_err(io::Error::other)?;
-        valise_tuf::store::write_atomic(&self.path, &bytes)
+        valise_pki::fsutil::write_atomic(&self.path, &bytes, 0o644)
     }
 }
 

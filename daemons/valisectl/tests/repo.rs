@@ -405,7 +405,9 @@ expect_exact = "Good morning."
     // Nothing staged is left behind, and no temporary file of the writes.
     assert!(!w.path("r/staged").exists());
     for f in walk(&w.path("r")) {
-        assert!(!f.to_string_lossy().contains(".tmp-"), "{}", f.display());
+        let name = f.file_name().unwrap().to_string_lossy();
+        let tmp = name.starts_with(".tmp-") || (name.starts_with('.') && name.ends_with(".tmp"));
+        assert!(!tmp, "{}", f.display());
     }
     let status = w.ok(&["repo", "status", "r"]);
     assert!(status.contains("starter v1: 5 file(s)"), "{status}");

@@ -239,26 +239,13 @@ fn tmp_name(path: &Path) -> Result<PathBuf> {
     )))
 }
 
-/// Writes `bytes` to `path` with the given mode: temporary file, fsync, rename, fsync dir.
+/// Writes `bytes` to `path` with exactly `mode` (`valise_pki::fsutil::write_atomic`: temporary
+/// file, fsync, rename, fsync dir), creating the directory first.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().context("no parent directory")?;
     fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let tmp = tmp_name(path)?;
-    let res = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = res {
-        let _ = fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("write {}", path.display()));
-    }
-    fsync_dir(dir)
+    valise_pki::fsutil::write_atomic(path, bytes, mode)
+        .with_context(|| format!("write {}", path.display()))
 }
 
 /// Copies `from` to `to` (temporary file, fsync, rename), returning its length and sha256
@@ -368,7 +355,8 @@ fn copy_if_changed(from: &Path, to: &Path) -> Result<usize> {
     Ok(1)
 }
 
-/// Regular files under `dir`, sorted, skipping temporary files.
+/// Regular files under `dir`, sorted, skipping temporary files (`.tmp-…` of [`copy_hashed`],
+/// `.<name>.tmp` of [`write_atomic`]: every name starting with a dot).
 pub fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -383,7 +371,7 @@ pub fn walk(dir: &Path) -> Result<Vec<PathBuf>> {
             let ft = e.file_type()?;
             if ft.is_dir() {
                 stack.push(e.path());
-            } else if ft.is_file() && !e.file_name().to_string_lossy().starts_with(".tmp-") {
+            } else if ft.is_file() && !e.file_name().to_string_lossy().starts_with('.') {
                 out.push(e.path());
             }
         }
