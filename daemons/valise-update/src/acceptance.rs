@@ -43,14 +43,6 @@ pub struct EngineSockets {
 }
 
 impl EngineSockets {
-    /// The sockets of the packaged units (`/run/valise/*.sock`).
-    pub fn system() -> Self {
-        Self {
-            transcribe: PathBuf::from("/run/valise/transcribe.sock"),
-            translate: PathBuf::from("/run/valise/translate.sock"),
-        }
-    }
-
     /// The socket `engine` listens on.
     pub fn of(&self, engine: Engine) -> &Path {
         match engine {
