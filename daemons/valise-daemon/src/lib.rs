@@ -2,10 +2,12 @@
 //! tell systemd it is ready (`Type=notify`), and stop on SIGTERM or Ctrl-C.
 
 mod notify;
+mod stop;
 
 use std::path::Path;
 
 pub use notify::notify;
+pub use stop::{STOP_GRACE, wait_drained};
 
 /// Binds an API socket: a stale socket file is replaced; the socket is group-accessible
 /// (`0660`) so that only the portal's group (and root) can talk to the engine.

@@ -98,7 +98,7 @@ async fn recover(st: &AppState) -> Result<()> {
         .run(|c| {
             for j in jobs::of_state(c, State::Running)? {
                 if j.kind.engine() == Engine::Translate {
-                    jobs::requeue(c, &j.id, &restarted())?;
+                    jobs::requeue(c, &j.id, &restarted(), true)?;
                 }
             }
             Ok(())
@@ -146,6 +146,7 @@ async fn engine_lost(st: &AppState, job: &Job, what: &str) -> Result<()> {
                     c,
                     &id,
                     &ApiError::new("retrying", format!("{what}; the job was queued again")),
+                    true,
                 )
             }
         })
@@ -158,9 +159,7 @@ async fn requeue_planned(st: &AppState, job: &Job, what: &str) -> Result<()> {
     let id = job.id.clone();
     let why = ApiError::new("retrying", format!("{what}; the job was queued again"));
     tracing::info!(job = %id, "{what}; queued again, not counted as a try");
-    st.db
-        .run(move |c| jobs::requeue_uncounted(c, &id, &why))
-        .await
+    st.db.run(move |c| jobs::requeue(c, &id, &why, false)).await
 }
 
 async fn step_transcriptions(st: &AppState) -> Result<()> {

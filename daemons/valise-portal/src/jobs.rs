@@ -432,23 +432,14 @@ pub fn set_failed(c: &Connection, id: &str, error: &ApiError) -> Result<()> {
     Ok(())
 }
 
-/// Back to the queue after its engine vanished; the error says why, for the UI.
-pub fn requeue(c: &Connection, id: &str, why: &ApiError) -> Result<()> {
+/// Back to the queue after its engine vanished or stopped; the error says why, for the UI.
+/// `counted`: the try `set_running` counted stands (the engine crashed, lost the job); false
+/// gives it back (the engine stopped as planned, `engine_stopping`, or never received the job).
+pub fn requeue(c: &Connection, id: &str, why: &ApiError, counted: bool) -> Result<()> {
     c.execute(
         "UPDATE jobs SET state = 'queued', progress = 0, engine_job = NULL, error_code = ?2,
-            error_message = ?3 WHERE id = ?1 AND state = 'running'",
-        params![id, why.code, why.message],
-    )?;
-    Ok(())
-}
-
-/// [`requeue`] for a try that does not count: the engine stopped as planned
-/// (`engine_stopping`) or never received the job. The try `set_running` counted is given back.
-pub fn requeue_uncounted(c: &Connection, id: &str, why: &ApiError) -> Result<()> {
-    c.execute(
-        "UPDATE jobs SET state = 'queued', progress = 0, engine_job = NULL, error_code = ?2,
-            error_message = ?3, attempts = max(attempts - 1, 0) WHERE id = ?1 AND state = 'running'",
-        params![id, why.code, why.message],
+            error_message = ?3, attempts = max(attempts - ?4, 0) WHERE id = ?1 AND state = 'running'",
+        params![id, why.code, why.message, i64::from(!counted)],
     )?;
     Ok(())
 }

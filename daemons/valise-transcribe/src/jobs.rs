@@ -354,20 +354,12 @@ impl Service {
     /// collected every finished one, at most `grace` (a client that is not polling, or a
     /// job submitted by a one-off command, does not hold the stop longer).
     pub async fn drain(&self, grace: Duration) {
-        let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            let notified = self.noticed.notified();
-            let left = self.unnoticed();
-            if left == 0 {
-                return;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                tracing::warn!(
-                    jobs = left,
-                    "stopping before every client took note of its job"
-                );
-                return;
-            }
+        let left = valise_daemon::wait_drained(&self.noticed, grace, || self.unnoticed()).await;
+        if left > 0 {
+            tracing::warn!(
+                jobs = left,
+                "stopping before every client took note of its job"
+            );
         }
     }
 

@@ -27,9 +27,8 @@ pub use jobs::Service;
 pub use valise_daemon::bind_socket as bind;
 
 /// How long a stopping engine waits for its clients to take note of the jobs it dropped (and
-/// to collect finished results) before it exits. Well under systemd's `TimeoutStopSec`
-/// (90 s); the portal polls every half second.
-pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// to collect finished results) before it exits; the portal polls every half second.
+pub use valise_daemon::STOP_GRACE;
 
 /// Serves the API on `listener` until `shutdown` resolves. Then the engine stops taking work,
 /// drops its queued and running jobs with `engine_stopping` ([`Service::begin_stop`]), keeps

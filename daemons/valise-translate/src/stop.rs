@@ -15,9 +15,8 @@ use axum::response::{IntoResponse, Json, Response};
 use tokio::sync::{Notify, watch};
 use valise_protocol::ApiError;
 
-/// How long requests in flight may run on after SIGTERM. Well under systemd's
-/// `TimeoutStopSec` (90 s).
-pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long requests in flight may run on after SIGTERM.
+pub use valise_daemon::STOP_GRACE;
 
 #[derive(Debug)]
 pub struct StopGate {
@@ -58,17 +57,12 @@ impl StopGate {
     /// (they answer `engine_stopping`).
     pub async fn stop(&self, grace: Duration) {
         self.stopping.store(true, Ordering::SeqCst);
-        let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            let idle = self.idle.notified();
-            let n = self.in_flight.load(Ordering::SeqCst);
-            if n == 0 {
-                break;
-            }
-            if tokio::time::timeout_at(deadline, idle).await.is_err() {
-                tracing::warn!(requests = n, "stopping: cutting requests still in flight");
-                break;
-            }
+        let n = valise_daemon::wait_drained(&self.idle, grace, || {
+            self.in_flight.load(Ordering::SeqCst)
+        })
+        .await;
+        if n > 0 {
+            tracing::warn!(requests = n, "stopping: cutting requests still in flight");
         }
         self.cut.send_replace(true);
     }

@@ -35,9 +35,6 @@ use valise_protocol::{Format, JobOptions, JobState, Transcript};
 /// The most characters of an engine's output kept in a failure.
 pub const OBSERVED_MAX_CHARS: usize = 200;
 
-/// How often a transcription job's state is read while a case waits for it.
-const POLL: Duration = Duration::from_millis(200);
-
 /// The engines' Unix sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EngineSockets {
@@ -46,14 +43,6 @@ pub struct EngineSockets {
 }
 
 impl EngineSockets {
-    /// The sockets of the packaged units (`/run/valise/*.sock`).
-    pub fn system() -> Self {
-        Self {
-            transcribe: PathBuf::from("/run/valise/transcribe.sock"),
-            translate: PathBuf::from("/run/valise/translate.sock"),
-        }
-    }
-
     /// The socket `engine` listens on.
     pub fn of(&self, engine: Engine) -> &Path {
         match engine {
@@ -332,13 +321,10 @@ async fn transcribe(
         })?;
     let id = job.id;
     let result = tokio::time::timeout_at(deadline, async {
-        let status = loop {
-            let s = client.status(&id).await.map_err(|e| client_failure(&e))?;
-            if s.state.is_final() {
-                break s;
-            }
-            tokio::time::sleep(POLL).await;
-        };
+        let status = client
+            .wait(&id, |_| {})
+            .await
+            .map_err(|e| client_failure(&e))?;
         if status.state != JobState::Done {
             let why = status
                 .error

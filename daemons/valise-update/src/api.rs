@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::{mpsc, oneshot};
+use valise_protocol::ApiError;
 
 use crate::check::Service;
 use crate::history::{CheckRecord, State};
@@ -128,18 +129,14 @@ impl Api {
     }
 }
 
-/// An error in the engines' shape (`valise_protocol::ApiError`: `{"code", "message"}`).
+/// An error as the engines answer theirs ([`ApiError`]).
 fn error(status: StatusCode, message: String) -> Response {
     let code = if status.is_server_error() {
         "internal"
     } else {
         "invalid_request"
     };
-    (
-        status,
-        Json(serde_json::json!({"code": code, "message": message})),
-    )
-        .into_response()
+    (status, Json(ApiError::new(code, message))).into_response()
 }
 
 async fn status(AxState(api): AxState<Api>) -> Response {

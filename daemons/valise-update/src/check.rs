@@ -220,27 +220,18 @@ impl Service {
         last.ok_or_else(|| "nothing to do".into())
     }
 
-    /// The target `name` verified in `downloads/<sha256>` (fetched unless already there,
+    /// The signed target `tf` verified in `downloads/<sha256>` (fetched unless already there,
     /// resumed from a `.part` an earlier check left), read-only.
-    fn download(
-        &self,
-        updater: &Updater<Source>,
-        set: &mut TrustedSet,
-        name: &str,
-    ) -> Result<(PathBuf, TargetFile), String> {
-        let tf = updater
-            .find_target(set, name)
-            .map_err(|e| format!("{name}: {e}"))?
-            .ok_or_else(|| format!("{name}: not a signed target"))?;
-        let sha = sha256_of(&tf).ok_or_else(|| format!("{name}: no sha256 listed"))?;
+    fn download(&self, updater: &Updater<Source>, tf: &TargetFile) -> Result<PathBuf, String> {
+        let sha = sha256_of(tf).ok_or_else(|| format!("{}: no sha256 listed", tf.name))?;
         let dest = self.config.state_dir.join("downloads").join(&sha);
-        if !Updater::<Source>::cached_target(&tf, &dest) {
+        if !Updater::<Source>::cached_target(tf, &dest) {
             updater
-                .download_target(&tf, &dest)
+                .download_target(tf, &dest)
                 .map_err(|e| format!("target refused: {e}"))?;
         }
         fs::set_permissions(&dest, fs::Permissions::from_mode(0o444)).map_err(s)?;
-        Ok((dest, tf))
+        Ok(dest)
     }
 
     fn install(
@@ -261,7 +252,7 @@ impl Service {
                 listed.length
             ));
         }
-        let (mpath, _) = self.download(updater, set, name)?;
+        let mpath = self.download(updater, &listed)?;
         let mbytes = fs::read(&mpath).map_err(s)?;
         let text = String::from_utf8(mbytes.clone()).map_err(|_| format!("{name}: not UTF-8"))?;
         let manifest = Manifest::parse(&text).map_err(|e| format!("{name}: {e}"))?;
@@ -298,7 +289,7 @@ impl Service {
             let local = match have.get(&f.sha256) {
                 Some(p) => p.clone(),
                 None => {
-                    let (p, _) = self.download(updater, set, &tname)?;
+                    let p = self.download(updater, &ttf)?;
                     fetched += 1;
                     if fetched == 1 {
                         killpoint!("download.mid_bundle");

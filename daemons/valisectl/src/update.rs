@@ -2,11 +2,11 @@
 //! socket. The daemon does the work (the same verification online and from a USB copy); this
 //! is what a person types and reads.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use valise_engine_client::{Body, UnixHttp, body_from_bytes};
+use valise_engine_client::UnixHttp;
 use valise_update::api::Status;
 use valise_update::history::{CheckRecord, Outcome};
 
@@ -42,41 +42,20 @@ pub enum UpdateCommand {
     },
 }
 
-fn empty() -> Body {
-    body_from_bytes(Vec::new())
-}
-
-async fn call(
-    socket: &PathBuf,
-    method: hyper::Method,
-    path: &str,
-    body: Vec<u8>,
-) -> Result<Vec<u8>> {
-    let http = UnixHttp::new(socket, "valise-update");
-    let len = body.len() as u64;
-    let body = if body.is_empty() {
-        empty()
-    } else {
-        body_from_bytes(body)
-    };
-    let r = http
-        .send(
-            method,
-            path,
-            &[("content-type", "application/json")],
-            body,
-            Some(len),
-        )
+/// One request to the updater (the engines' transport, `UnixHttp::send_raw`); its answer's
+/// body, or an error with what it said.
+async fn call(socket: &Path, method: hyper::Method, path: &str, body: Vec<u8>) -> Result<Vec<u8>> {
+    let (status, body) = UnixHttp::new(socket, "valise-update")
+        .send_raw(method, path, body)
         .await
         .with_context(|| format!("is valise-update running? ({})", socket.display()))?;
-    if !r.status.is_success() {
+    if !status.is_success() {
         bail!(
-            "valise-update answered {}: {}",
-            r.status,
-            String::from_utf8_lossy(&r.body)
+            "valise-update answered {status}: {}",
+            String::from_utf8_lossy(&body)
         );
     }
-    Ok(r.body.to_vec())
+    Ok(body.to_vec())
 }
 
 fn date(t: i64) -> String {

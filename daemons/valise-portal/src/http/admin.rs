@@ -229,15 +229,10 @@ pub const UPDATE_STATUS_TIMEOUT: std::time::Duration = std::time::Duration::from
 /// `last_update` from valise-update's `GET /status`, or None when it does not answer in time.
 async fn last_update(socket: &std::path::Path) -> Option<i64> {
     let http = valise_engine_client::UnixHttp::new(socket, "valise-update");
-    let call = http.send_raw(axum::http::Method::GET, "/status", Vec::new());
-    let (status, body) = tokio::time::timeout(UPDATE_STATUS_TIMEOUT, call)
+    let call = http.call::<serde_json::Value>(axum::http::Method::GET, "/status", None::<&()>);
+    tokio::time::timeout(UPDATE_STATUS_TIMEOUT, call)
         .await
         .ok()?
-        .ok()?;
-    if !status.is_success() {
-        return None;
-    }
-    serde_json::from_slice::<serde_json::Value>(&body)
         .ok()?
         .get("last_update")?
         .as_i64()
