@@ -48,7 +48,6 @@
 pub mod wer;
 
 use std::collections::BTreeSet;
-use std::path::{Component, Path};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -215,11 +214,7 @@ impl Manifest {
             return Err(invalid("a bundle carries at least one model"));
         }
         // The catalog's own checks (ids, plain paths, sha256 shape) on the models.
-        let cat = valise_models::Catalog {
-            models: self.models.clone(),
-        };
-        valise_models::Catalog::parse(&cat.to_toml(), Path::new(MANIFEST))
-            .map_err(|e| invalid(e.to_string()))?;
+        valise_models::check_entries(&self.models).map_err(invalid)?;
         let mut paths = BTreeSet::new();
         for m in &self.models {
             for f in &m.files {
@@ -236,14 +231,16 @@ impl Manifest {
             }
         }
         for f in &self.files {
-            if !f.path.starts_with("acceptance/") || !plain_path(&f.path) {
+            valise_models::check_file(f).map_err(|e| {
+                invalid(format!(
+                    "{e}: extra files are plain paths under acceptance/"
+                ))
+            })?;
+            if !f.path.starts_with("acceptance/") {
                 return Err(invalid(format!(
                     "extra file {:?} must be a plain path under acceptance/",
                     f.path
                 )));
-            }
-            if !valid_sha256(&f.sha256) {
-                return Err(invalid(format!("bad sha256 for {}", f.path)));
             }
             if !paths.insert(f.path.as_str()) {
                 return Err(invalid(format!("file {:?} listed twice", f.path)));
@@ -345,19 +342,6 @@ pub fn valid_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-}
-
-fn valid_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-fn plain_path(p: &str) -> bool {
-    !p.is_empty()
-        && !p.contains('\\')
-        && !p.contains('\0')
-        && Path::new(p)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
 }
 
 /// What a bundle's manifest target carries in `custom.valise`: enough for the box to decide

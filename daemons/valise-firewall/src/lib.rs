@@ -147,45 +147,6 @@ pub struct Destination {
     pub port: u16,
 }
 
-/// Host and port of `scheme://host[:port][/path]`; IPv6 literals in brackets.
-pub fn parse_url(url: &str, scheme: &str, default_port: u16) -> Result<(String, u16)> {
-    let bad = || Error::Invalid(format!("{url:?} is not a {scheme}://host[:port] address"));
-    let rest = url
-        .strip_prefix(scheme)
-        .and_then(|r| r.strip_prefix("://"))
-        .ok_or_else(bad)?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.is_empty() || authority.contains('@') {
-        return Err(bad());
-    }
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, after) = v6.split_once(']').ok_or_else(bad)?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => Some(p),
-            None if after.is_empty() => None,
-            None => return Err(bad()),
-        };
-        (h, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (authority, None),
-        }
-    };
-    let port = match port {
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
-        None => default_port,
-    };
-    let ok_host = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
-    if !ok_host {
-        return Err(bad());
-    }
-    Ok((host.to_string(), port))
-}
-
 /// The update repository and the broker, from the enrollment's `endpoints.toml`; none before
 /// enrollment.
 pub fn destinations(endpoints: &Path) -> Result<Vec<Destination>> {
@@ -197,8 +158,9 @@ pub fn destinations(endpoints: &Path) -> Result<Vec<Destination>> {
             path: endpoints.to_path_buf(),
             msg: e.to_string(),
         })?;
-    let (uh, up) = parse_url(&e.repository, "https", 443)?;
-    let (bh, bp) = parse_url(&e.broker, "mqtts", 8883)?;
+    let url = |r: valise_pki::Result<(String, u16)>| r.map_err(|e| Error::Invalid(e.to_string()));
+    let (uh, up) = url(e.repository_addr())?;
+    let (bh, bp) = url(e.broker_addr())?;
     Ok(vec![
         Destination {
             name: "update".into(),
@@ -428,33 +390,6 @@ pub fn save_state(path: &Path, resolved: &[Resolved]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_urls_with_and_without_ports() {
-        assert_eq!(
-            parse_url("https://repo.example:8443/valise", "https", 443).unwrap(),
-            ("repo.example".into(), 8443)
-        );
-        assert_eq!(
-            parse_url("mqtts://10.0.0.2", "mqtts", 8883).unwrap(),
-            ("10.0.0.2".into(), 8883)
-        );
-        assert_eq!(
-            parse_url("https://[fd00::2]:443/", "https", 443).unwrap(),
-            ("fd00::2".into(), 443)
-        );
-        for bad in [
-            "http://x",
-            "https://",
-            "https://u@x",
-            "https://x:0",
-            "https://x:99999",
-            "https://x y",
-            "https://[fd00::2",
-        ] {
-            assert!(parse_url(bad, "https", 443).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn a_failed_lookup_keeps_the_last_known_addresses() {

@@ -116,7 +116,10 @@ use Outcome::*;
 
 /// A veth pair between two namespaces with an address (v4 and optionally v6) at each end.
 fn wire(a: &Netns, a_addrs: &[&str], b: &Netns, b_addrs: &[&str], n: u32, tag: &str) {
-    let (ia, ib) = (format!("{tag}a{n}"), format!("{tag}b{n}"));
+    // Interfaces live in the host namespace until moved: names unique per process too (nextest
+    // runs each test in its own process, each counting from 0). At most 15 bytes.
+    let id = format!("{}x{n}", std::process::id() % 100_000);
+    let (ia, ib) = (format!("{tag}a{id}"), format!("{tag}b{id}"));
     ip(&["link", "add", &ia, "type", "veth", "peer", "name", &ib]);
     ip(&["link", "set", &ia, "netns", &a.0]);
     ip(&["link", "set", &ib, "netns", &b.0]);

@@ -68,6 +68,45 @@ pub struct Catalog {
     pub models: Vec<ModelEntry>,
 }
 
+/// The checks every list of catalog entries passes (the catalog, a store's manifest, a bundle's
+/// models): safe unique ids, plain file paths, sha256 in hex.
+pub fn check_entries(models: &[ModelEntry]) -> Result<(), String> {
+    let mut ids = std::collections::HashSet::new();
+    for m in models {
+        if m.id.is_empty()
+            || !m
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+            || m.id.starts_with('.')
+        {
+            return Err(format!("bad model id {:?}", m.id));
+        }
+        if !ids.insert(m.id.as_str()) {
+            return Err(format!("model {:?} listed twice", m.id));
+        }
+        for f in &m.files {
+            check_file(f).map_err(|e| format!("{e} in {}", m.id))?;
+        }
+    }
+    Ok(())
+}
+
+/// A file entry's path is relative with plain components only (no `..`, no root, no `\\` or
+/// NUL), and its sha256 is 64 hex digits.
+pub fn check_file(f: &FileEntry) -> Result<(), String> {
+    let plain = Path::new(&f.path)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_)));
+    if f.path.is_empty() || !plain || f.path.contains(['\\', '\0']) {
+        return Err(format!("unsafe file path {:?}", f.path));
+    }
+    if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("bad sha256 for {}", f.path));
+    }
+    Ok(())
+}
+
 impl Catalog {
     pub fn parse(text: &str, path: &Path) -> Result<Self, ModelError> {
         let bad = |message: String| ModelError::Catalog {
@@ -75,31 +114,7 @@ impl Catalog {
             message,
         };
         let cat: Catalog = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let mut ids = std::collections::HashSet::new();
-        for m in &cat.models {
-            if m.id.is_empty()
-                || !m
-                    .id
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                || m.id.starts_with('.')
-            {
-                return Err(bad(format!("bad model id {:?}", m.id)));
-            }
-            if !ids.insert(m.id.as_str()) {
-                return Err(bad(format!("model {:?} listed twice", m.id)));
-            }
-            for f in &m.files {
-                let p = Path::new(&f.path);
-                let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
-                if f.path.is_empty() || !plain {
-                    return Err(bad(format!("unsafe file path {:?} in {}", f.path, m.id)));
-                }
-                if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(bad(format!("bad sha256 for {}", f.path)));
-                }
-            }
-        }
+        check_entries(&cat.models).map_err(bad)?;
         Ok(cat)
     }
 

@@ -17,6 +17,6 @@ mod catalog;
 mod error;
 mod store;
 
-pub use catalog::{Catalog, FileEntry, ModelEntry, ModelKind, Source};
+pub use catalog::{Catalog, FileEntry, ModelEntry, ModelKind, Source, check_entries, check_file};
 pub use error::ModelError;
 pub use store::{Store, discover_root, sha256_file};

@@ -56,24 +56,71 @@ pub struct Endpoints {
     pub broker: String,
 }
 
-fn check_url(what: &str, url: &str, scheme: &str) -> Result<()> {
-    let rest = url.strip_prefix(scheme).and_then(|r| r.strip_prefix("://"));
-    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
-    match host {
-        Some(h) if !h.is_empty() && !h.contains('@') && h.bytes().all(|b| b.is_ascii_graphic()) => {
-            Ok(())
-        }
-        _ => Err(invalid(
-            what,
+/// Host and port of `scheme://host[:port][/path]` (IPv6 literals in brackets, no user info):
+/// the one reading of an enrolled address, shared by the enrollment (which refuses what it
+/// cannot read), the updater, the health reporter and the packet filter, so an address the box
+/// accepts is one every daemon can use.
+pub fn host_port(url: &str, scheme: &str, default_port: u16) -> Result<(String, u16)> {
+    let bad = || {
+        invalid(
+            "address",
             format!("{url:?} is not a {scheme}://host[:port] address"),
-        )),
+        )
+    };
+    let rest = url
+        .strip_prefix(scheme)
+        .and_then(|r| r.strip_prefix("://"))
+        .ok_or_else(bad)?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.is_empty() || authority.contains('@') {
+        return Err(bad());
     }
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, after) = v6.split_once(']').ok_or_else(bad)?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => Some(p),
+            None if after.is_empty() => None,
+            None => return Err(bad()),
+        };
+        (h, port)
+    } else if authority.matches(':').count() > 1 {
+        return Err(bad()); // an IPv6 literal without brackets: host and port cannot be told apart
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
+    };
+    let port = match port {
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(bad)?,
+        None => default_port,
+    };
+    let ok_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b));
+    if !ok_host {
+        return Err(bad());
+    }
+    Ok((host.to_string(), port))
 }
 
+/// The default ports of the two central services.
+pub const REPOSITORY_PORT: u16 = 443;
+pub const BROKER_PORT: u16 = 8883;
+
 impl Endpoints {
+    /// The repository's host and port.
+    pub fn repository_addr(&self) -> Result<(String, u16)> {
+        host_port(&self.repository, "https", REPOSITORY_PORT)
+    }
+    /// The broker's host and port.
+    pub fn broker_addr(&self) -> Result<(String, u16)> {
+        host_port(&self.broker, "mqtts", BROKER_PORT)
+    }
     pub fn new(repository: &str, broker: &str) -> Result<Self> {
-        check_url("repository address", repository, "https")?;
-        check_url("broker address", broker, "mqtts")?;
+        host_port(repository, "https", REPOSITORY_PORT)?;
+        host_port(broker, "mqtts", BROKER_PORT)?;
         Ok(Self {
             repository: repository.to_owned(),
             broker: broker.to_owned(),
@@ -414,5 +461,33 @@ mod tests {
         assert!(Endpoints::new("https://", "mqtts://b").is_err());
         assert!(Endpoints::new("https://user@repo", "mqtts://b").is_err());
         assert!(Endpoints::new("https://repo", "mqtt://b").is_err());
+    }
+
+    #[test]
+    fn parses_urls_with_and_without_ports() {
+        assert_eq!(
+            host_port("https://repo.example:8443/valise", "https", 443).unwrap(),
+            ("repo.example".into(), 8443)
+        );
+        assert_eq!(
+            host_port("mqtts://10.0.0.2", "mqtts", 8883).unwrap(),
+            ("10.0.0.2".into(), 8883)
+        );
+        assert_eq!(
+            host_port("https://[fd00::2]:443/", "https", 443).unwrap(),
+            ("fd00::2".into(), 443)
+        );
+        for bad in [
+            "http://x",
+            "https://",
+            "https://u@x",
+            "https://x:0",
+            "https://x:99999",
+            "https://x y",
+            "https://[fd00::2",
+            "https://fd00::2",
+        ] {
+            assert!(host_port(bad, "https", 443).is_err(), "{bad}");
+        }
     }
 }
