@@ -40,27 +40,19 @@ pub struct BrokerAddr {
 }
 
 impl BrokerAddr {
+    /// Read by valise-pki's `host_port`, the one reading of an enrolled address (IPv6 literals
+    /// in brackets, port 8883 by default); a path, query or fragment is refused besides (a
+    /// trailing `/` is not one): a broker address has none.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?} is not an mqtts://host[:port] address");
-        let rest = s.strip_prefix("mqtts://").ok_or_else(bad)?;
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.is_empty() || rest.contains(['/', '@', '?', '#']) {
-            return Err(bad());
+        let authority = s.strip_prefix("mqtts://").unwrap_or(s);
+        let authority = authority.strip_suffix('/').unwrap_or(authority);
+        if authority.contains(['/', '?', '#']) {
+            return Err(format!("{s:?} is not an mqtts://host[:port] address"));
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
-                (h, p.parse::<u16>().map_err(|_| bad())?)
-            }
-            _ => (rest, 8883),
-        };
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        if host.is_empty() {
-            return Err(bad());
-        }
-        Ok(Self {
-            host: host.to_owned(),
-            port,
-        })
+        let (host, port) =
+            valise_pki::enroll::host_port(s, "mqtts", valise_pki::enroll::BROKER_PORT)
+                .map_err(|e| e.to_string())?;
+        Ok(Self { host, port })
     }
 }
 
@@ -399,6 +391,8 @@ mod tests {
             BrokerAddr::parse("mqtts://broker").expect("parse").port,
             8883
         );
+        let a = BrokerAddr::parse("mqtts://[fd00::2]:1884/").expect("parse");
+        assert_eq!((a.host.as_str(), a.port), ("fd00::2", 1884));
         for bad in [
             "mqtt://broker",
             "mqtts://",
@@ -406,6 +400,8 @@ mod tests {
             "mqtts://broker:x",
             "mqtts://broker/path",
             "https://broker",
+            // An unbracketed IPv6 literal: host and port cannot be told apart.
+            "mqtts://fd00::2",
         ] {
             assert!(BrokerAddr::parse(bad).is_err(), "{bad}");
         }

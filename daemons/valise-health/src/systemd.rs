@@ -9,45 +9,7 @@
 use std::time::Duration;
 
 use valise_health_schema::{UnitName, UnitState, UnitStatus};
-use zbus::OwnedObjectPath;
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
-trait Manager {
-    /// `a(ssssssouso)`: name, description, load, active, sub, followed, path, job id, job
-    /// type, job path.
-    #[allow(clippy::type_complexity)]
-    fn list_units_by_names(
-        &self,
-        names: &[&str],
-    ) -> zbus::Result<
-        Vec<(
-            String,
-            String,
-            String,
-            String,
-            String,
-            String,
-            OwnedObjectPath,
-            u32,
-            String,
-            OwnedObjectPath,
-        )>,
-    >;
-    fn start_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Service",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait Service {
-    #[zbus(property, name = "NRestarts")]
-    fn n_restarts(&self) -> zbus::Result<u32>;
-}
+use valise_systemd::{ManagerProxy, ServiceProxy, UnitRow};
 
 /// A connection to systemd, made lazily and remade after a failure.
 #[derive(Debug)]
@@ -113,7 +75,7 @@ impl Systemd {
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let rows = manager.list_units_by_names(&refs).await?;
         let mut out = Vec::new();
-        for (name, _, load, active, _, _, path, ..) in rows {
+        for UnitRow(name, _, load, active, _, _, path, ..) in rows {
             if load != "loaded" {
                 continue;
             }

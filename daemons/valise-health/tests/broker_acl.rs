@@ -8,34 +8,14 @@
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{Central, Daemon, Fleet, WAIT};
+use common::{Central, Daemon, Fleet, WAIT, until};
+use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
-use rumqttc::v5::{AsyncClient, Event, EventLoop};
 use valise_pki::BoxIdentity;
 use valise_pki::ca::{Ca, Validity};
 use valise_pki::enroll::IdentityDir;
-
-/// Polls until `pred` matches an incoming packet (or panics after `limit`).
-async fn until(
-    ev: &mut EventLoop,
-    limit: Duration,
-    mut pred: impl FnMut(&Packet) -> bool,
-) -> Packet {
-    tokio::time::timeout(limit, async {
-        loop {
-            if let Event::Incoming(p) = ev.poll().await.expect("connection failed")
-                && pred(&p)
-            {
-                return p;
-            }
-        }
-    })
-    .await
-    .expect("the packet never came")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_box_cannot_write_or_read_another_box() {
@@ -126,18 +106,7 @@ async fn a_box_cannot_write_or_read_another_box() {
 
 /// Connecting with `tls` never reaches CONNACK: the broker refuses the handshake.
 async fn refused(fleet: &Fleet, id: &str, tls: Arc<rustls::ClientConfig>) {
-    let (_c, mut ev) = AsyncClient::new(fleet.options(id, tls), 4);
-    let r = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ev.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    })
-    .await
-    .expect("neither connected nor refused");
+    let r = common::connect(fleet, id, tls).await;
     let e = r.expect_err("the broker accepted the client");
     println!("{id}: refused: {e}");
     let log = fleet.broker.log();
@@ -148,11 +117,6 @@ async fn refused(fleet: &Fleet, id: &str, tls: Arc<rustls::ClientConfig>) {
 async fn bad_certificates_are_refused() {
     let mut fleet = Fleet::start(&["lisbon.box-1"], &["rome.box-2"]);
     let t = fleet.tmp.path().to_path_buf();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    for c in fleet.ca_certs() {
-        roots.add(c).unwrap();
-    }
 
     // The good one connects (the harness works).
     let (_ok, mut ev) = AsyncClient::new(
@@ -162,12 +126,7 @@ async fn bad_certificates_are_refused() {
     until(&mut ev, WAIT, |p| matches!(p, Packet::ConnAck(_))).await;
 
     // No client certificate.
-    let none = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    refused(&fleet, "no-cert", Arc::new(none)).await;
+    refused(&fleet, "no-cert", fleet.tls_without_certificate()).await;
 
     // A box certificate from another CA, for a name the broker knows.
     let mut foreign = Ca::init(&t.join("foreign-ca"), "Foreign CA", Validity::days(2)).unwrap();

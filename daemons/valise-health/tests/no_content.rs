@@ -11,18 +11,21 @@
 
 mod common;
 
+/// The portal's own test harness: a real portal in-process and a client of it.
+#[path = "../../valise-portal/tests/common/mod.rs"]
+mod portal;
+
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{Central, Daemon, Fleet, Received, WAIT};
 use nix::sys::signal::Signal;
+use portal::Portal;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use valise_e2e::fake_systemd::{FakeSystemd, UnitState};
 
 const USER: &str = "anasecretuser";
-const PASSWORD: &str = "correct horse battery";
 const INTRUDER: &str = "malloryplugh";
 /// Words that must never leave the box (file names, their stems, text, user names).
 const SECRETS: &[&str] = &[
@@ -41,205 +44,69 @@ const SECRETS: &[&str] = &[
     "americans",
 ];
 
-struct Http {
-    http: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-impl Http {
-    fn new(p: &valise_portal::Config, addr: std::net::SocketAddr) -> Self {
-        let pem = std::fs::read(&p.tls.cert).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        for c in valise_pki::pem::certificates("portal", &String::from_utf8(pem).unwrap()).unwrap()
-        {
-            roots.add(c).unwrap();
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .use_preconfigured_tls(tls)
-            .resolve("localhost", addr)
-            .build()
-            .unwrap();
-        Self {
-            http,
-            base: format!("https://localhost:{}", addr.port()),
-            cookie: None,
-        }
-    }
-
-    fn req(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let mut r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .header("origin", &self.base)
-            .header("sec-fetch-site", "same-origin");
-        if let Some(c) = &self.cookie {
-            r = r.header("cookie", format!("__Host-valise-session={c}"));
-        }
-        r
-    }
-
-    async fn login(&mut self, user: &str, password: &str) -> StatusCode {
-        let r = self
-            .req(Method::POST, "/api/login")
-            .json(&json!({"username": user, "password": password}))
-            .send()
-            .await
-            .unwrap();
-        if r.status() == StatusCode::OK {
-            let v = r.headers()["set-cookie"].to_str().unwrap();
-            self.cookie = v
-                .split(';')
-                .next()
-                .and_then(|kv| kv.split_once('='))
-                .map(|(_, v)| v.to_owned());
-        }
-        r.status()
-    }
-
-    async fn json(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<Value>,
-        raw: Option<Vec<u8>>,
-    ) -> Value {
-        let mut r = self.req(method, path);
-        if let Some(b) = body {
-            r = r.json(&b);
-        }
-        if let Some(b) = raw {
-            r = r.body(b);
-        }
-        let r = r.send().await.unwrap();
-        let s = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        assert!(s.is_success(), "{path}: {s} {v}");
-        v
-    }
-
-    async fn wait_done(&self, id: &str) {
-        let start = Instant::now();
-        loop {
-            let j = self
-                .json(Method::GET, &format!("/api/jobs/{id}"), None, None)
-                .await;
-            match j["state"].as_str().unwrap() {
-                "done" => return,
-                "failed" | "cancelled" => panic!("job {id}: {j}"),
-                _ => {}
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(300),
-                "job {id} still {j}"
-            );
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    }
-}
-
-/// Runs real jobs on a real portal with the real engines; returns the portal's database path.
-async fn real_work(dir: &std::path::Path) -> std::path::PathBuf {
-    let (_t, _l) = valise_e2e::engines::start_engines(dir, 2);
-    let mut config = valise_portal::Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        redirect_addr: None,
-        data_dir: dir.join("portal"),
-        ..valise_portal::Config::default()
-    };
-    config.tls.cert = dir.join("tls/cert.pem");
-    config.tls.key = dir.join("tls/key.pem");
-    config.engines.transcribe_socket = dir.join("transcribe.sock");
-    config.engines.translate_socket = dir.join("translate.sock");
-    valise_portal::server::ensure_dev_cert(
-        &config.tls.cert,
-        &config.tls.key,
-        &["localhost".into()],
-    )
-    .unwrap();
-    let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let cfg = config.clone();
-    let portal = tokio::spawn(async move {
-        valise_portal::run(cfg, listener, None, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
-    });
-    let mut c = Http::new(&config, addr);
-    // The database exists once the portal answers.
-    let start = Instant::now();
-    while c.req(Method::GET, "/api/me").send().await.is_err() {
-        assert!(start.elapsed() < WAIT, "the portal never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    valise_portal::Db::open(&config.db_path())
-        .unwrap()
-        .with(|db| valise_portal::accounts::add_user(db, USER, PASSWORD, false).map(drop))
-        .unwrap();
+/// Runs real jobs on a real portal with the real engines (the portal's own test harness);
+/// returns the stopped portal, whose directory holds its database.
+async fn real_work() -> Portal {
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, _l) = valise_e2e::engines::start_engines(dir.path(), 2);
+    let config = portal::config_in(dir.path());
+    let mut portal = Portal::start_with(dir, config).await;
+    portal.add_user(USER, false);
 
     // Failed sign-ins: a wrong password for the real user, an unknown name.
     for (u, p) in [(USER, "wrong ambassador"), (INTRUDER, "x"), (INTRUDER, "y")] {
-        assert_ne!(Http::new(&config, addr).login(u, p).await, StatusCode::OK);
+        assert_ne!(portal.client().login(u, p).await.status(), StatusCode::OK);
     }
-    assert_eq!(c.login(USER, PASSWORD).await, StatusCode::OK);
+    let c = portal.login(USER).await;
 
+    let ok = |(s, v): (StatusCode, Value)| {
+        assert!(s.is_success(), "{s} {v}");
+        v
+    };
+    let done = async |id: &str| {
+        let j = portal::wait_job(&c, id, Duration::from_secs(300)).await;
+        assert_eq!(j["state"], "done", "job {id}: {j}");
+    };
     let audio = std::fs::read(valise_e2e::testdata("jfk.wav")).unwrap();
-    let job = c
-        .json(
-            Method::POST,
+    let job = ok(c
+        .upload(
             "/api/jobs/transcribe?filename=interview-FROBNICATE.wav&language=en",
-            None,
-            Some(audio),
+            audio,
         )
-        .await;
+        .await);
     let tid = job["id"].as_str().unwrap().to_owned();
-    let doc = c
-        .json(
-            Method::POST,
+    let doc = ok(c
+        .upload(
             "/api/jobs/document?filename=confidential-memo-XYZZY.txt&target=pt",
-            None,
-            Some(b"The ambassador meets QUUXWORD at the embassy tomorrow.\n".to_vec()),
+            b"The ambassador meets QUUXWORD at the embassy tomorrow.\n".to_vec(),
         )
-        .await;
-    let text = c
-        .json(
+        .await);
+    let text = ok(c
+        .send_json(
             Method::POST,
             "/api/translate",
-            Some(json!({"text": "The ambassador meets QUUXWORD tomorrow.", "target": "pt"})),
-            None,
+            &json!({"text": "The ambassador meets QUUXWORD tomorrow.", "target": "pt"}),
         )
-        .await;
+        .await);
     assert!(text["translation"].as_str().unwrap().contains("QUUXWORD"));
-    c.wait_done(doc["id"].as_str().unwrap()).await;
-    c.wait_done(&tid).await;
-    let tr = c
-        .json(
+    done(doc["id"].as_str().unwrap()).await;
+    done(&tid).await;
+    let tr = ok(c
+        .send_json(
             Method::POST,
             &format!("/api/jobs/{tid}/translate"),
-            Some(json!({"target": "pt"})),
-            None,
+            &json!({"target": "pt"}),
         )
-        .await;
-    c.wait_done(tr["id"].as_str().unwrap()).await;
-    let _ = stop.send(());
-    portal.await.unwrap();
-    config.db_path()
+        .await);
+    done(tr["id"].as_str().unwrap()).await;
+    portal.stop().await;
+    portal
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_message_of_any_kind_carries_content() {
-    let work = tempfile::tempdir().unwrap();
-    let db = real_work(work.path()).await;
+    let portal = real_work().await;
+    let db = portal.config.db_path();
 
     let mut fleet = Fleet::start(&["lisbon.box-1"], &[]);
     let fake = FakeSystemd::start_ok().await;
@@ -342,7 +209,7 @@ async fn no_message_of_any_kind_carries_content() {
     println!("{checked} messages checked, kinds: {kinds:?}");
     // Nor what stays on the box for it: the spool and the daemon's log.
     let mut on_disk = d.log_text().to_lowercase();
-    for e in walk(&d.dir.join("state")) {
+    for e in portal::files_under(&d.dir.join("state")) {
         on_disk.push_str(&String::from_utf8_lossy(&std::fs::read(e).unwrap()).to_lowercase());
     }
     for s in SECRETS {
@@ -351,16 +218,4 @@ async fn no_message_of_any_kind_carries_content() {
             "{s:?} in the spool or log"
         );
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
 }

@@ -6,13 +6,10 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use common::{Central, Daemon, Fleet, WAIT};
+use common::{Central, Daemon, Fleet, WAIT, until};
+use rumqttc::v5::AsyncClient;
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::{Packet, PubAckReason};
-use rumqttc::v5::{AsyncClient, Event};
 use valise_e2e::mosquitto::Mosquitto;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -66,39 +63,11 @@ async fn the_shipped_broker_configuration_enforces_identity_and_acl() {
     )
     .await
     .unwrap();
-    let ack = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Event::Incoming(Packet::PubAck(a)) = ev.poll().await.unwrap() {
-                return a;
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let Packet::PubAck(ack) = until(&mut ev, WAIT, |p| matches!(p, Packet::PubAck(_))).await else {
+        unreachable!()
+    };
     assert_eq!(ack.reason, PubAckReason::NotAuthorized);
 
-    let mut roots = rustls::RootCertStore::empty();
-    for c in fleet.ca_certs() {
-        roots.add(c).unwrap();
-    }
-    let none = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let (_c, mut ev) = AsyncClient::new(fleet.options("anonymous", Arc::new(none)), 4);
-    let r = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            match ev.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
-                Ok(_) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    })
-    .await
-    .unwrap();
+    let r = common::connect(&fleet, "anonymous", fleet.tls_without_certificate()).await;
     assert!(r.is_err(), "a client without a certificate got in");
 }

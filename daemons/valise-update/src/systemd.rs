@@ -25,7 +25,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use valise_bundle::Engine;
 use valise_engine_client::{TranscribeClient, TranslateClient};
-use zbus::OwnedObjectPath;
+use valise_systemd::ManagerProxy;
 
 use crate::acceptance::EngineSockets;
 
@@ -35,26 +35,6 @@ pub const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// How often [`restart_engines`] asks a restarted engine whether it serves.
 const HEALTH_POLL: Duration = Duration::from_millis(100);
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
-trait Manager {
-    fn subscribe(&self) -> zbus::Result<()>;
-
-    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-
-    #[zbus(signal)]
-    fn job_removed(
-        &self,
-        id: u32,
-        job: OwnedObjectPath,
-        unit: String,
-        result: String,
-    ) -> zbus::Result<()>;
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UnitError {

@@ -31,9 +31,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
+use zbus::OwnedObjectPath;
 use zbus::object_server::SignalEmitter;
 use zbus::{Connection, interface};
-use zbus::{OwnedObjectPath, Type};
+
+/// The `ListUnits` row, as the daemons' proxies read it.
+pub use valise_systemd::UnitRow;
 
 pub const BUS_NAME: &str = "org.freedesktop.systemd1";
 pub const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
@@ -71,22 +74,6 @@ impl UnitState {
         }
     }
 }
-
-/// A `ListUnits` row: name, description, load, active, sub, followed, path, job id, job type,
-/// job path.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Type, PartialEq)]
-pub struct UnitRow(
-    pub String,
-    pub String,
-    pub String,
-    pub String,
-    pub String,
-    pub String,
-    pub OwnedObjectPath,
-    pub u32,
-    pub String,
-    pub OwnedObjectPath,
-);
 
 type Units = Arc<Mutex<BTreeMap<String, UnitState>>>;
 

@@ -49,54 +49,35 @@ fn need(bin: &str) -> PathBuf {
 
 impl Mosquitto {
     pub fn start(tls: &MosquittoTls) -> Mosquitto {
-        let dir = tempfile::tempdir().unwrap();
-        let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = Self::free_port();
         let mut conf = format!(
             "per_listener_settings false\n\
              listener {port} 127.0.0.1\n\
              cafile {ca}\ncertfile {cert}\nkeyfile {key}\n\
              require_certificate true\nuse_identity_as_username true\nallow_anonymous false\n\
              acl_file {acl}\n\
-             persistence false\nlog_dest file {log}\nlog_type all\n",
+             persistence false\n",
             ca = tls.ca.display(),
             cert = tls.cert.display(),
             key = tls.key.display(),
             acl = tls.acl.display(),
-            log = dir.path().join("mosquitto.log").display(),
         );
         if let Some(crl) = &tls.crl {
             conf.push_str(&format!("crlfile {}\n", crl.display()));
         }
-        // As root Mosquitto would switch to its own user, which cannot read the test's files.
-        if nix::unistd::geteuid().is_root() {
-            conf.push_str("user root\n");
-        }
-        let conf_path = dir.path().join("mosquitto.conf");
-        std::fs::write(&conf_path, conf).unwrap();
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let child = Self::spawn(dir.path(), addr);
-        Mosquitto {
-            child,
-            addr,
-            ca: tls.ca.clone(),
-            dir,
-            stopped: false,
-        }
+        Self::start_with_config(&conf, port, &tls.ca)
     }
 
     /// Starts Mosquitto with a configuration written elsewhere (a provisioning file, its
-    /// paths already pointed at the test's files), listening on `port`; the log goes to the
-    /// broker's own directory.
+    /// paths already pointed at the test's files, or [`Mosquitto::start`]'s), listening on
+    /// `port`; the log goes to the broker's own directory.
     pub fn start_with_config(conf: &str, port: u16, ca: &Path) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         let mut conf = format!(
             "{conf}\nlog_dest file {}\nlog_type all\n",
             dir.path().join("mosquitto.log").display()
         );
+        // As root Mosquitto would switch to its own user, which cannot read the test's files.
         if nix::unistd::geteuid().is_root() {
             conf.push_str("user root\n");
         }

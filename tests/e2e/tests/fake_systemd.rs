@@ -1,5 +1,5 @@
-//! The fake systemd answers like systemd: read through zbus proxies written against systemd's
-//! documented interface (what the daemons use) and through `dbus-send` (libdbus, an independent
+//! The fake systemd answers like systemd: read through the zbus proxies of `valise-systemd`,
+//! written against systemd's documented interface (what the daemons use) and through `dbus-send` (libdbus, an independent
 //! client), including errors, property changes and the restart job's signals.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -7,49 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use valise_e2e::fake_systemd::{FakeSystemd, UnitRow, UnitState, unit_path};
-use zbus::OwnedObjectPath;
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Manager",
-    default_service = "org.freedesktop.systemd1",
-    default_path = "/org/freedesktop/systemd1"
-)]
-trait Manager {
-    fn subscribe(&self) -> zbus::Result<()>;
-    fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
-    fn list_units(&self) -> zbus::Result<Vec<UnitRow>>;
-    fn list_units_by_names(&self, names: &[&str]) -> zbus::Result<Vec<UnitRow>>;
-    fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-    #[zbus(signal)]
-    fn job_removed(
-        &self,
-        id: u32,
-        job: OwnedObjectPath,
-        unit: String,
-        result: String,
-    ) -> zbus::Result<()>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Unit",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait Unit {
-    #[zbus(property)]
-    fn active_state(&self) -> zbus::Result<String>;
-    #[zbus(property)]
-    fn sub_state(&self) -> zbus::Result<String>;
-}
-
-#[zbus::proxy(
-    interface = "org.freedesktop.systemd1.Service",
-    default_service = "org.freedesktop.systemd1"
-)]
-trait Service {
-    #[zbus(property, name = "NRestarts")]
-    fn n_restarts(&self) -> zbus::Result<u32>;
-}
+use valise_e2e::fake_systemd::{FakeSystemd, UnitState, unit_path};
+use valise_systemd::{ManagerProxy, ServiceProxy, UnitProxy};
 
 async fn client(fake: &FakeSystemd) -> zbus::Connection {
     zbus::connection::Builder::address(fake.address())

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::mqttbytes::v5::Packet;
-use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+use rumqttc::v5::{AsyncClient, ConnectionError, Event, EventLoop, MqttOptions};
 use rumqttc::{TlsConfiguration, Transport};
 use tokio::sync::{Notify, mpsc};
 use valise_e2e::mosquitto::{Mosquitto, MosquittoTls, MqttClient};
@@ -121,6 +121,22 @@ impl Fleet {
         valise_pki::tls::client_config(who, &self.ca_certs(), &[]).unwrap()
     }
 
+    /// TLS that trusts the CA but shows no client certificate.
+    pub fn tls_without_certificate(&self) -> Arc<rustls::ClientConfig> {
+        let mut roots = rustls::RootCertStore::empty();
+        for c in self.ca_certs() {
+            roots.add(c).unwrap();
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        Arc::new(config)
+    }
+
     pub fn url(&self) -> String {
         format!("mqtts://127.0.0.1:{}", self.broker.addr.port())
     }
@@ -132,6 +148,46 @@ impl Fleet {
         o.set_connection_timeout(5);
         o
     }
+}
+
+/// Polls until `pred` matches an incoming packet (or panics after `limit`).
+pub async fn until(
+    ev: &mut EventLoop,
+    limit: Duration,
+    mut pred: impl FnMut(&Packet) -> bool,
+) -> Packet {
+    tokio::time::timeout(limit, async {
+        loop {
+            if let Event::Incoming(p) = ev.poll().await.expect("connection failed")
+                && pred(&p)
+            {
+                return p;
+            }
+        }
+    })
+    .await
+    .expect("the packet never came")
+}
+
+/// Connects with `tls`: `Ok` at the CONNACK, the error when the broker refused first;
+/// panics when neither came within 10 s.
+pub async fn connect(
+    fleet: &Fleet,
+    id: &str,
+    tls: Arc<rustls::ClientConfig>,
+) -> Result<(), ConnectionError> {
+    let (_c, mut ev) = AsyncClient::new(fleet.options(id, tls), 4);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ev.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    })
+    .await
+    .expect("neither connected nor refused")
 }
 
 /// The real valise-health binary, its stderr in a file.
