@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hyper::Method;
-use valise_protocol::{Format, Health, JobOptions, JobStatus, ModelInfo};
+use valise_protocol::{Format, Health, JobOptions, JobStatus, ModelInfo, PartialTranscript};
 
 use crate::transport::{
     Body, ClientError, UnixHttp, api_error, body_from_bytes, body_from_file, safe,
@@ -48,6 +48,12 @@ impl TranscribeClient {
 
     pub async fn status(&self, id: &str) -> Result<JobStatus, ClientError> {
         let uri = format!("/v1/jobs/{}", safe(id));
+        self.http.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    /// The segments job `id` has so far, from the `from`-th (`GET /v1/jobs/{id}/segments`).
+    pub async fn segments(&self, id: &str, from: u32) -> Result<PartialTranscript, ClientError> {
+        let uri = format!("/v1/jobs/{}/segments?from={from}", safe(id));
         self.http.call(Method::GET, &uri, None::<&()>).await
     }
 

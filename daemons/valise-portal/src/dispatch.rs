@@ -279,6 +279,11 @@ async fn poll(st: &AppState, job: &Job) -> Result<()> {
     };
     set_up(st, Engine::Transcribe, true);
     let id = job.id.clone();
+    if status.state == JobState::Running {
+        st.live.update(&id, status.position_secs, status.eta_secs);
+    } else {
+        st.live.remove(&id);
+    }
     match status.state {
         JobState::Queued | JobState::Running => {
             let duration = status.media.as_ref().and_then(|m| m.duration_secs);

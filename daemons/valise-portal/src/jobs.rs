@@ -125,6 +125,9 @@ pub struct Job {
     pub queue_position: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eta_secs: Option<u64>,
+    /// While a transcription runs: how far into the recording it is (seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position_secs: Option<f64>,
     /// Set while the job waits because its engine does not answer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notice: Option<String>,
@@ -178,6 +181,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Job> {
         report: report.and_then(|s| serde_json::from_str(&s).ok()),
         queue_position: None,
         eta_secs: None,
+        position_secs: None,
         notice: None,
     })
 }
@@ -492,6 +496,7 @@ mod tests {
             progress: 0.0,
             queue_position: None,
             eta_secs: None,
+            position_secs: None,
             notice: None,
             options: Options::default(),
             detected_language: None,

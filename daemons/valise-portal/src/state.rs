@@ -40,6 +40,8 @@ pub struct Inner {
     pub in_engine: std::sync::Mutex<HashMap<String, CancellationToken>>,
     /// Wakes the task that makes engines forget deleted jobs.
     pub forget: Notify,
+    /// What the transcription engine last said of each running job (position, time left).
+    pub live: crate::view::LiveJobs,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,6 +79,7 @@ impl AppState {
             uploads: Arc::new(Uploads::default()),
             in_engine: std::sync::Mutex::new(HashMap::new()),
             forget: Notify::new(),
+            live: crate::view::LiveJobs::default(),
         }))
     }
 

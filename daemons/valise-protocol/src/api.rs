@@ -7,6 +7,7 @@
 //! GET    /v1/jobs                    -> [JobStatus]
 //! GET    /v1/jobs/{id}               -> JobStatus
 //! GET    /v1/jobs/{id}/result?format=json|txt|srt|vtt -> the transcript (409 while not done)
+//! GET    /v1/jobs/{id}/segments?from=N -> PartialTranscript: the segments so far (from the N-th)
 //! DELETE /v1/jobs/{id}               -> cancels a queued or running job and forgets it
 //! ```
 //! Errors are `ApiError` bodies with a stable `code` the clients match on.
@@ -75,6 +76,30 @@ pub struct JobStatus {
     pub started_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<u64>,
+    /// While running: the recording is transcribed up to here (seconds of audio; silence the
+    /// VAD skipped counts as done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_secs: Option<f64>,
+    /// While running: seconds left, from the engine's recent speed on this job (wall time per
+    /// second of recording over its last batches) and the audio still to go. Absent until the
+    /// first batch is transcribed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eta_secs: Option<f64>,
+}
+
+/// `GET /v1/jobs/{id}/segments?from=N`: what a job has transcribed so far, so a person can
+/// read the first minutes of a long recording while the rest is transcribed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PartialTranscript {
+    pub state: JobState,
+    /// Segments `from..` of those transcribed so far (ids are their index in the transcript).
+    pub segments: Vec<crate::Segment>,
+    /// How many segments exist so far (the next `from`).
+    pub total: u32,
+    /// Transcribed up to here (seconds of the recording).
+    pub position_secs: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
 }
 
 /// An error as the API reports it: `code` is stable and machine-readable

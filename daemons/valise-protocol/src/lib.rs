@@ -10,5 +10,6 @@ pub mod translate;
 
 pub use api::{
     ApiError, ENGINE_STOPPING, Health, JobOptions, JobState, JobStatus, MediaSummary, ModelInfo,
+    PartialTranscript,
 };
 pub use transcript::{Doubt, Format, Segment, Task, Transcript};

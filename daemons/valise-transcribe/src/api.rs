@@ -23,6 +23,7 @@ pub fn router(svc: Arc<Service>) -> Router {
         .route("/v1/jobs", get(list).post(submit))
         .route("/v1/jobs/{id}", get(status).delete(delete))
         .route("/v1/jobs/{id}/result", get(result))
+        .route("/v1/jobs/{id}/segments", get(segments))
         .with_state(svc)
 }
 
@@ -109,6 +110,24 @@ async fn result(
         )
             .into_response(),
         Err(e) => Failure(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SegmentsQuery {
+    from: Option<usize>,
+}
+
+/// The segments so far of a queued, running or finished job (`from`: skip those already read).
+async fn segments(
+    State(svc): State<Arc<Service>>,
+    Path(id): Path<String>,
+    Query(q): Query<SegmentsQuery>,
+) -> Response {
+    match svc.partial(&id, q.from.unwrap_or(0)) {
+        Some(p) => Json(p).into_response(),
+        None => Failure(ApiError::new("not_found", "no such job")).into_response(),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{Notify, Semaphore};
-use valise_protocol::{ApiError, Health, JobState, JobStatus, Transcript};
+use valise_protocol::{ApiError, Health, JobState, JobStatus, PartialTranscript, Transcript};
 
 use crate::TranscribeError;
 use crate::config::Config;
@@ -146,6 +146,8 @@ impl Service {
             created_at: now_unix(),
             started_at: None,
             finished_at: None,
+            position_secs: None,
+            eta_secs: None,
         };
         let mut jobs = self.jobs();
         jobs.insert(
@@ -276,6 +278,32 @@ impl Service {
             .collect();
         v.sort_by_key(|(s, _)| *s);
         v.into_iter().map(|(_, s)| s).collect()
+    }
+
+    /// What job `id` has transcribed so far, from its `from`-th segment: while it runs, the
+    /// segments of the batches done; once done, the transcript's.
+    pub fn partial(&self, id: &str, from: usize) -> Option<PartialTranscript> {
+        let jobs = self.jobs();
+        let j = jobs.get(id)?;
+        let duration_secs = j.ctx.media().and_then(|m| m.duration_secs);
+        let (segments, total, position_secs) = match &j.result {
+            Some(t) => (
+                t.segments.get(from..).unwrap_or_default().to_vec(),
+                t.segments.len(),
+                t.duration,
+            ),
+            None => {
+                let (segs, total) = j.ctx.segments_from(from);
+                (segs, total, j.ctx.position_secs())
+            }
+        };
+        Some(PartialTranscript {
+            state: j.status.state,
+            segments,
+            total: total as u32,
+            position_secs,
+            duration_secs,
+        })
     }
 
     pub fn result(&self, id: &str) -> Result<Arc<Transcript>, ApiError> {
@@ -415,6 +443,8 @@ fn live_status(j: &Job, all: &HashMap<String, Job>) -> JobStatus {
         JobState::Running => {
             s.progress = j.ctx.progress();
             s.media = j.ctx.media();
+            s.position_secs = Some(j.ctx.position_secs());
+            s.eta_secs = j.ctx.eta_secs();
         }
         _ => {}
     }
@@ -433,6 +463,8 @@ fn unreachable_status(id: &str) -> JobStatus {
         created_at: now_unix(),
         started_at: None,
         finished_at: None,
+        position_secs: None,
+        eta_secs: None,
     }
 }
 

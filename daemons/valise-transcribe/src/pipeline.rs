@@ -16,7 +16,7 @@
 //! over silence. Timestamps are mapped back through the batch's piece table.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use std::time::Instant;
@@ -63,6 +63,58 @@ pub struct JobCtx {
     cancel: AtomicBool,
     progress: AtomicU32,
     media: Mutex<Option<MediaSummary>>,
+    /// Samples of the recording done (transcribed, or silence skipped).
+    done_samples: AtomicU64,
+    /// The segments so far: the partial transcript, and at the end the whole one.
+    segments: Mutex<Vec<Segment>>,
+    eta: Mutex<Option<Eta>>,
+}
+
+/// The time left as estimated at `at`.
+#[derive(Debug, Clone, Copy)]
+struct Eta {
+    at: Instant,
+    secs: f64,
+}
+
+/// The speed of this job as it goes: wall seconds per second of recording, smoothed over the
+/// last batches (an exponential moving average), so that the estimate follows the box's own
+/// recent speed (a busier box, a stretch of silence the VAD skips) rather than a constant.
+#[derive(Debug, Clone, Copy)]
+struct Speed {
+    last_at: Instant,
+    last_done: u64,
+    /// Wall seconds per recording second.
+    rate: Option<f64>,
+}
+
+impl Speed {
+    /// Weight of the newest interval in the average.
+    const ALPHA: f64 = 0.3;
+
+    fn new(at: Instant, done: u64) -> Self {
+        Self {
+            last_at: at,
+            last_done: done,
+            rate: None,
+        }
+    }
+
+    /// The job has done `done` samples at `at`: updates the rate, returns it.
+    fn update(&mut self, at: Instant, done: u64) -> Option<f64> {
+        let audio = done.saturating_sub(self.last_done) as f64 / SAMPLE_RATE as f64;
+        // Intervals of under a second of audio say little (and divide by almost nothing).
+        if audio >= 1.0 {
+            let r = at.duration_since(self.last_at).as_secs_f64() / audio;
+            self.rate = Some(match self.rate {
+                None => r,
+                Some(old) => old + Self::ALPHA * (r - old),
+            });
+            self.last_at = at;
+            self.last_done = done;
+        }
+        self.rate
+    }
 }
 
 impl JobCtx {
@@ -81,6 +133,48 @@ impl JobCtx {
     }
     pub fn media(&self) -> Option<MediaSummary> {
         self.media.lock().ok().and_then(|m| m.clone())
+    }
+    /// Seconds of the recording done so far.
+    pub fn position_secs(&self) -> f64 {
+        self.done_samples.load(Ordering::Relaxed) as f64 / SAMPLE_RATE as f64
+    }
+    /// Seconds left, as last estimated, minus the time since.
+    pub fn eta_secs(&self) -> Option<f64> {
+        let eta = (*self.eta.lock().ok()?)?;
+        Some((eta.secs - eta.at.elapsed().as_secs_f64()).max(0.0))
+    }
+    /// Segments `from..` of those transcribed so far, and how many there are.
+    pub fn segments_from(&self, from: usize) -> (Vec<Segment>, usize) {
+        match self.segments.lock() {
+            Ok(s) => (s.get(from..).unwrap_or_default().to_vec(), s.len()),
+            Err(_) => (Vec::new(), 0),
+        }
+    }
+    fn segment_count(&self) -> usize {
+        self.segments.lock().map_or(0, |s| s.len())
+    }
+    fn push_segments(&self, new: Vec<Segment>) {
+        if let Ok(mut s) = self.segments.lock() {
+            s.extend(new);
+        }
+    }
+    fn take_segments(&self) -> Vec<Segment> {
+        self.segments
+            .lock()
+            .map(|mut s| std::mem::take(&mut *s))
+            .unwrap_or_default()
+    }
+    /// The recording is done up to `done` samples (never goes back).
+    fn set_done(&self, done: u64) {
+        self.done_samples.fetch_max(done, Ordering::Relaxed);
+    }
+    fn set_eta(&self, secs: f64) {
+        if let Ok(mut e) = self.eta.lock() {
+            *e = Some(Eta {
+                at: Instant::now(),
+                secs,
+            });
+        }
     }
 }
 
@@ -215,8 +309,10 @@ struct Run<'a> {
     ctx: &'a Arc<JobCtx>,
     slots: &'a ComputeSlots,
     language: Option<String>,
-    segments: Vec<Segment>,
     batch: Batch,
+    /// Samples in the recording, from its header (for the time left).
+    total_samples: Option<u64>,
+    speed: Speed,
 }
 
 /// Transcribes `path`. Blocking: call it from a thread of its own.
@@ -267,8 +363,9 @@ pub fn transcribe(
         ctx,
         slots,
         language: forced.clone(),
-        segments: Vec::new(),
         batch: Batch::default(),
+        total_samples: duration_hint.map(|d| (d * SAMPLE_RATE as f64) as u64),
+        speed: Speed::new(Instant::now(), 0),
     };
     let mut window = Window::default();
     let mut chunk = Vec::with_capacity(CHUNK);
@@ -301,9 +398,11 @@ pub fn transcribe(
             None => window.end(),
         };
         window.drop_before(keep_from.min(window.end()));
-        if let Some(d) = duration_hint {
-            ctx.set_progress((dec.position_secs() / d) as f32 * 0.99);
-        }
+        // Done: everything before the batch being filled, or before what the VAD still holds.
+        run.set_done(match run.batch.pieces.first() {
+            Some(&(_, _, start)) => start,
+            None => keep_from.min(window.end()),
+        });
     }
     if let Some(v) = vad.take() {
         for span in v.finish()? {
@@ -320,9 +419,8 @@ pub fn transcribe(
         .into());
     }
     ctx.set_progress(1.0);
-    let Run {
-        language, segments, ..
-    } = run;
+    let segments = ctx.take_segments();
+    let Run { language, .. } = run;
     Ok(Transcript {
         language: language.unwrap_or_else(|| "und".into()),
         language_probability: None,
@@ -341,6 +439,28 @@ pub fn transcribe(
 type Check<'c> = dyn Fn(&JobCtx) -> Result<(), TranscribeError> + 'c;
 
 impl Run<'_> {
+    /// Progress by audio position: the recording is done up to `done` samples. After a batch,
+    /// also the time left, from this job's recent speed.
+    fn set_done(&mut self, done: u64) {
+        self.ctx.set_done(done);
+        let done = self.ctx.done_samples.load(Ordering::Relaxed);
+        if let Some(total) = self.total_samples.filter(|t| *t > 0) {
+            self.ctx
+                .set_progress((done as f64 / total as f64 * 0.99) as f32);
+        }
+    }
+
+    fn after_batch(&mut self, done: u64) {
+        self.set_done(done);
+        let done = self.ctx.done_samples.load(Ordering::Relaxed);
+        if let (Some(rate), Some(total)) =
+            (self.speed.update(Instant::now(), done), self.total_samples)
+        {
+            let left = total.saturating_sub(done) as f64 / SAMPLE_RATE as f64;
+            self.ctx.set_eta(left * rate);
+        }
+    }
+
     fn add(
         &mut self,
         window: &Window,
@@ -357,10 +477,13 @@ impl Run<'_> {
         let pcm = window.slice(span.start, span.end);
         let abs_start = span.start.max(window.base);
         for (i, part) in pcm.chunks(batch_max).enumerate() {
+            let start = abs_start + (i * batch_max) as u64;
             if self.batch.would_exceed(part.len(), batch_max) {
                 self.flush(check)?;
+                // Everything before this span is done: the batch, and silence after it.
+                self.set_done(start);
             }
-            self.batch.push(abs_start + (i * batch_max) as u64, part);
+            self.batch.push(start, part);
         }
         Ok(())
     }
@@ -377,8 +500,10 @@ impl Run<'_> {
         check(self.ctx)?;
         let segs = self.whisper()?;
         drop(turn);
-        self.segments.extend(segs);
+        let end = self.batch.last_abs_end.unwrap_or(0);
+        self.ctx.push_segments(segs);
         self.batch.clear();
+        self.after_batch(end);
         Ok(())
     }
 
@@ -485,7 +610,7 @@ impl Run<'_> {
             let start = self.batch.to_abs_secs(t0);
             let end = self.batch.to_abs_secs(t1.max(t0)).max(start);
             out.push(Segment {
-                id: (self.segments.len() + out.len()) as u32,
+                id: (self.ctx.segment_count() + out.len()) as u32,
                 start,
                 end,
                 text: text.trim().to_string(),

@@ -229,8 +229,160 @@ pub fn load(name: &str, subdirs: bool) -> anyhow::Result<DataSet> {
         "en" => asterisk(Lang::En, subdirs),
         "librivox" => librivox(),
         "jfk" => jfk(),
-        other => bail!("unknown set {other:?} (known: {})", SET_NAMES.join(", ")),
+        other => match LONG_SETS.iter().find(|l| l.name == other) {
+            Some(l) => long(l),
+            None => bail!(
+                "unknown set {other:?} (known: {}, {})",
+                SET_NAMES.join(", "),
+                LONG_SETS.map(|l| l.name).join(", ")
+            ),
+        },
     }
+}
+
+/// A long recording built from the short sets, as a meeting or an interview is: real speech
+/// joined end to end with pauses between the speakers.
+#[derive(Debug, Clone, Copy)]
+pub struct LongSet {
+    pub name: &'static str,
+    pub lang: Lang,
+    /// The recording is at least this long.
+    pub min_secs: f64,
+}
+
+/// The long sets (`--sets long5,long5-fr`...): English from the Asterisk English prompts
+/// with the LibriVox clips and JFK woven in, French from the French prompts.
+pub const LONG_SETS: [LongSet; 5] = [
+    LongSet {
+        name: "long5",
+        lang: Lang::En,
+        min_secs: 300.0,
+    },
+    LongSet {
+        name: "long5-fr",
+        lang: Lang::Fr,
+        min_secs: 300.0,
+    },
+    LongSet {
+        name: "long30",
+        lang: Lang::En,
+        min_secs: 1800.0,
+    },
+    LongSet {
+        name: "long30-fr",
+        lang: Lang::Fr,
+        min_secs: 1800.0,
+    },
+    LongSet {
+        name: "long120",
+        lang: Lang::En,
+        min_secs: 7200.0,
+    },
+];
+
+/// Bumped whenever the way long sets are built changes, so cached builds are not reused.
+const LONG_BUILD_VERSION: u32 = 1;
+
+/// Where built long sets are cached: `$VALISE_CACHE/bench-long` (outside the work tree, like
+/// the other fetched data; rebuilt when missing).
+pub fn long_cache_dir() -> PathBuf {
+    let cache = std::env::var_os("VALISE_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/valise"), PathBuf::from);
+    cache.join("bench-long")
+}
+
+/// The pause after the `i`-th piece: 0.8 to 3.2 s, varied as turns in a conversation are.
+pub fn long_gap_secs(i: usize) -> f64 {
+    0.8 + ((i * 7) % 5) as f64 * 0.6
+}
+
+/// The pieces of a long set, in order, before the length is reached: short-set items taken
+/// in turn (English: one LibriVox clip or JFK after every six prompts), over again if needed.
+fn long_sources(l: &LongSet) -> anyhow::Result<Vec<Item>> {
+    Ok(match l.lang {
+        Lang::Fr => asterisk(Lang::Fr, false)?.items,
+        Lang::En => {
+            let prompts = asterisk(Lang::En, false)?.items;
+            let mut read = librivox()?.items;
+            read.extend(jfk()?.items);
+            let mut out = Vec::new();
+            for (i, p) in prompts.into_iter().enumerate() {
+                out.push(p);
+                if i % 6 == 5 {
+                    out.push(read[(i / 6) % read.len()].clone());
+                }
+            }
+            out
+        }
+    })
+}
+
+/// The long set `l`: one WAV (16 kHz mono, 16-bit) and its joined reference, built on first
+/// use from the real recordings and cached under [`long_cache_dir`]. Each piece is decoded and
+/// resampled by Valise's own decoder (valise-media), the one the daemon uses for an 8 kHz
+/// upload; pauses hold a faint deterministic noise floor (about -66 dBFS), not digital zero,
+/// as a room does.
+pub fn long(l: &LongSet) -> anyhow::Result<DataSet> {
+    let sources = long_sources(l)?;
+    let dir = long_cache_dir();
+    let wav = dir.join(format!("{}-v{LONG_BUILD_VERSION}.wav", l.name));
+    let txt = wav.with_extension("txt");
+    if !(wav.is_file() && txt.is_file()) {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        let tmp = wav.with_extension("wav.part");
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 16_000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
+        let mut w = hound::WavWriter::create(&tmp, spec)
+            .with_context(|| format!("cannot write {}", tmp.display()))?;
+        let mut refs = Vec::new();
+        let mut samples = 0u64;
+        let mut noise = 0x2545_f491_u32;
+        let limits = valise_media::Limits::default();
+        let mut pcm = Vec::new();
+        for (i, item) in sources.iter().cycle().enumerate() {
+            if samples as f64 / 16_000.0 >= l.min_secs {
+                break;
+            }
+            let mut dec = valise_media::Decoder::open(&item.path, &limits)
+                .with_context(|| format!("decoding {}", item.path.display()))?;
+            pcm.clear();
+            while dec.read(&mut pcm, 16_000 * 5)? > 0 {}
+            for &x in &pcm {
+                w.write_sample((x.clamp(-1.0, 1.0) * 32767.0).round() as i16)?;
+            }
+            let gap = (long_gap_secs(i) * 16_000.0) as u64;
+            for _ in 0..gap {
+                // xorshift32: the same noise on every build
+                noise ^= noise << 13;
+                noise ^= noise >> 17;
+                noise ^= noise << 5;
+                w.write_sample((noise % 33) as i16 - 16)?;
+            }
+            samples += pcm.len() as u64 + gap;
+            refs.push(item.reference.clone());
+        }
+        w.finalize()?;
+        std::fs::write(&txt, refs.join("\n") + "\n")?;
+        std::fs::rename(&tmp, &wav)?;
+    }
+    let reference = std::fs::read_to_string(&txt)?
+        .lines()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Ok(DataSet {
+        name: l.name.into(),
+        lang: l.lang,
+        items: vec![Item {
+            id: l.name.into(),
+            path: wav,
+            reference,
+        }],
+    })
 }
 
 /// A deterministic subset of at most `limit` items, spread evenly over the set sorted by id:

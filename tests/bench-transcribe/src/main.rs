@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde::{Deserialize, Serialize};
 use valise_bench_common::{cpu_model, cpu_secs, loadavg, peak_rss_kb};
-use valise_bench_transcribe::data::{self, DataSet, Item, SET_NAMES};
+use valise_bench_transcribe::data::{self, DataSet, Item, LONG_SETS, SET_NAMES};
 use valise_bench_transcribe::valise::{Options, Runner};
 use valise_bench_transcribe::{Lang, Score};
 
@@ -35,7 +35,8 @@ const ALL_CONFIGS: [&str; 6] = [
     about = "Valise vs faster-whisper: WER, speed, memory"
 )]
 struct Args {
-    /// Sets to run (fr, en, librivox, jfk).
+    /// Sets to run (fr, en, librivox, jfk; the long recordings long5, long5-fr, long30,
+    /// long30-fr, long120, built once and cached under $VALISE_CACHE/bench-long).
     #[arg(long, value_delimiter = ',', default_value = "fr,en,librivox,jfk")]
     sets: Vec<String>,
     /// Valise models (ids in the store); each is compared with faster-whisper on the same
@@ -100,10 +101,27 @@ struct Args {
     /// Both: beams (1 = greedy, the daemon's default).
     #[arg(long, default_value_t = 1)]
     beam_size: u32,
-    /// Untimed runs of the first file before timing (both engines).
+    /// Untimed runs of a short file before timing (both engines): JFK when installed.
     #[arg(long, default_value_t = 1)]
     warmup: usize,
+    /// faster-whisper configurations beside Valise: `greedy` (Valise's decoding: greedy,
+    /// Valise's VAD settings, no conditioning) and `defaults` (faster-whisper's own: beam 5,
+    /// best_of 5, no VAD, conditioned on previous text). `auto`: both when a long set runs,
+    /// `greedy` otherwise.
+    #[arg(long, value_delimiter = ',', default_value = "auto")]
+    peer_modes: Vec<String>,
+    /// Every file this many times, the configurations alternating file by file; times are
+    /// the mean over the rounds, the text is the first round's.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
 }
+
+/// faster-whisper with Valise's decoding (the matched comparison).
+const PEER_GREEDY: &str = "greedy";
+/// faster-whisper as a new user runs it: `model.transcribe(path, language=...)`.
+const PEER_DEFAULTS: &str = "defaults";
+/// The engine name of faster-whisper run with its defaults in the rows.
+const FW_DEFAULTS: &str = "fw-defaults";
 
 /// One file to transcribe: a line on a child's stdin.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -366,6 +384,12 @@ struct Row {
     /// On Valise rows: Valise's WER − faster-whisper's, in points.
     #[serde(skip_serializing_if = "Option::is_none")]
     wer_diff_points: Option<f64>,
+    /// On Valise rows: faster-whisper-with-its-defaults' time / Valise's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speed_ratio_defaults: Option<f64>,
+    /// On Valise rows: Valise's WER − faster-whisper-with-its-defaults', in points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wer_diff_points_defaults: Option<f64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     per_file: Vec<PerFile>,
 }
@@ -388,6 +412,8 @@ struct Run {
     family: String,
     precision: String,
     valise_id: Option<String>,
+    /// faster-whisper only: [`PEER_GREEDY`] or [`PEER_DEFAULTS`].
+    peer_mode: &'static str,
 }
 
 /// Valise's settings for `model` in this run: the daemon's defaults, with the knobs turned.
@@ -432,11 +458,39 @@ fn bench(args: Args) -> anyhow::Result<()> {
         );
     }
 
+    if args.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let any_long = args
+        .sets
+        .iter()
+        .any(|s| LONG_SETS.iter().any(|l| l.name == s));
+    let mut peer_modes: Vec<&'static str> = Vec::new();
+    for m in &args.peer_modes {
+        match m.as_str() {
+            "auto" if any_long => peer_modes.extend([PEER_GREEDY, PEER_DEFAULTS]),
+            "auto" | "greedy" => peer_modes.push(PEER_GREEDY),
+            "defaults" => peer_modes.push(PEER_DEFAULTS),
+            other => bail!("unknown --peer-modes {other:?} (greedy, defaults, auto)"),
+        }
+    }
+    peer_modes.dedup();
+
     // Sets and their subsets.
     let mut sets: Vec<DataSet> = Vec::new();
     for name in &args.sets {
-        if !SET_NAMES.contains(&name.as_str()) {
-            bail!("unknown set {name:?} (known: {})", SET_NAMES.join(", "));
+        if !SET_NAMES.contains(&name.as_str()) && !LONG_SETS.iter().any(|l| l.name == name) {
+            bail!(
+                "unknown set {name:?} (known: {}, {})",
+                SET_NAMES.join(", "),
+                LONG_SETS.map(|l| l.name).join(", ")
+            );
+        }
+        if LONG_SETS.iter().any(|l| l.name == name) {
+            eprintln!(
+                "{name}: building or reusing the long recording under {}",
+                data::long_cache_dir().display()
+            );
         }
         let mut s = data::load(name, args.subdirs)?;
         let limit = if args.full {
@@ -465,18 +519,27 @@ fn bench(args: Args) -> anyhow::Result<()> {
     let mut runs: Vec<Run> = Vec::new();
     for id in &args.configs {
         let (family, precision) = family_precision(id)?;
-        let peer = Run {
-            engine: "faster-whisper",
-            family: family.clone(),
-            precision: peer_compute_type(&precision).into(),
-            valise_id: None,
-        };
-        if want_peer
-            && !runs.iter().any(|r| {
-                r.engine == peer.engine && r.family == peer.family && r.precision == peer.precision
-            })
-        {
-            runs.push(peer);
+        for &mode in &peer_modes {
+            let peer = Run {
+                engine: if mode == PEER_DEFAULTS {
+                    FW_DEFAULTS
+                } else {
+                    "faster-whisper"
+                },
+                family: family.clone(),
+                precision: peer_compute_type(&precision).into(),
+                valise_id: None,
+                peer_mode: mode,
+            };
+            if want_peer
+                && !runs.iter().any(|r| {
+                    r.engine == peer.engine
+                        && r.family == peer.family
+                        && r.precision == peer.precision
+                })
+            {
+                runs.push(peer);
+            }
         }
         if want_valise {
             runs.push(Run {
@@ -484,6 +547,7 @@ fn bench(args: Args) -> anyhow::Result<()> {
                 family,
                 precision,
                 valise_id: Some(id.clone()),
+                peer_mode: "",
             });
         }
     }
@@ -528,6 +592,20 @@ fn bench(args: Args) -> anyhow::Result<()> {
             continue;
         }
         let family_runs: Vec<&Run> = runs.iter().filter(|r| &r.family == family).collect();
+        // Warm up on a short file (JFK), not on a 30-minute one.
+        let warmup_file = data::jfk()
+            .ok()
+            .and_then(|s| s.items.into_iter().next())
+            .map(|i| FileJob {
+                path: i.path,
+                language: "en".into(),
+            })
+            .or_else(|| {
+                files
+                    .iter()
+                    .min_by(|a, b| durations[&a.path].total_cmp(&durations[&b.path]))
+                    .cloned()
+            });
         let audio: f64 = files.iter().map(|f| durations[&f.path]).sum();
         eprintln!(
             "{family}: {} configurations side by side, {} files, {audio:.0} s of audio",
@@ -538,14 +616,17 @@ fn bench(args: Args) -> anyhow::Result<()> {
         for run in &family_runs {
             let label = match &run.valise_id {
                 Some(id) => format!("valise {id}"),
-                None => format!("faster-whisper {} {}", run.family, run.precision),
+                None => format!(
+                    "faster-whisper {} {} {}",
+                    run.family, run.precision, run.peer_mode
+                ),
             };
             let child = match &run.valise_id {
                 Some(id) => {
                     let job = ValiseJob {
                         options: valise_options(&args, id),
                         warmup: args.warmup,
-                        warmup_file: files.first().cloned(),
+                        warmup_file: warmup_file.clone(),
                     };
                     let mut cmd = Command::new(&exe);
                     cmd.arg(CHILD_ARG);
@@ -568,8 +649,9 @@ fn bench(args: Args) -> anyhow::Result<()> {
                         },
                         "temperature_fallback": !args.no_temperature_fallback,
                         "beam_size": args.beam_size,
+                        "mode": run.peer_mode,
                         "warmup": args.warmup,
-                        "warmup_file": files.first(),
+                        "warmup_file": warmup_file,
                     });
                     let mut cmd = Command::new(&python);
                     cmd.arg(&args.peer_script)
@@ -588,15 +670,22 @@ fn bench(args: Args) -> anyhow::Result<()> {
         }
         let started = Instant::now();
         let load_before = loadavg();
-        for (i, f) in files.iter().enumerate() {
+        let total = files.len() * args.rounds;
+        for (i, f) in std::iter::repeat_n(&files, args.rounds)
+            .flatten()
+            .enumerate()
+        {
             for c in &mut live {
                 c.transcribe(f)?;
+                if durations[&f.path] > 120.0 {
+                    let r = c.files.last().map_or(0.0, |r| r.secs);
+                    eprintln!("    {}: {r:.1} s", c.label);
+                }
             }
-            if (i + 1) % 10 == 0 || i + 1 == files.len() {
+            if (i + 1) % 10 == 0 || i + 1 == total || durations[&f.path] > 120.0 {
                 eprintln!(
-                    "  {}/{} files, {:.0} s, load average {:.2}",
+                    "  {}/{total} files, {:.0} s, load average {:.2}",
                     i + 1,
-                    files.len(),
                     started.elapsed().as_secs_f64(),
                     loadavg()
                 );
@@ -612,9 +701,10 @@ fn bench(args: Args) -> anyhow::Result<()> {
         }
         for (run, child) in family_runs.iter().zip(live) {
             let label = child.label.clone();
-            let result = child.finish()?;
+            let mut result = child.finish()?;
+            result.files = mean_over_rounds(std::mem::take(&mut result.files), args.rounds);
             children.push(serde_json::json!({
-                "engine": run.engine, "model": run.family, "precision": run.precision,
+                "engine": run.engine, "peer_mode": run.peer_mode, "model": run.family, "precision": run.precision,
                 "valise_id": run.valise_id, "load_secs": result.ready.load_secs,
                 "warmup_secs": result.ready.warmup_secs, "peak_rss_kb": result.peak_rss_kb,
                 "versions": result.ready.versions, "loadavg_before": load_before,
@@ -665,14 +755,21 @@ fn bench(args: Args) -> anyhow::Result<()> {
         .filter(|r| r.engine == "faster-whisper")
         .cloned()
         .collect();
+    let defaults: Vec<Row> = rows
+        .iter()
+        .filter(|r| r.engine == FW_DEFAULTS)
+        .cloned()
+        .collect();
     for r in rows.iter_mut().filter(|r| r.engine == "valise") {
         let want = peer_compute_type(&r.precision);
-        if let Some(p) = peers
-            .iter()
-            .find(|p| p.set == r.set && p.model == r.model && p.precision == want)
-        {
+        let matching = |p: &&Row| p.set == r.set && p.model == r.model && p.precision == want;
+        if let Some(p) = peers.iter().find(matching) {
             r.speed_ratio = Some(p.proc_secs / r.proc_secs);
             r.wer_diff_points = Some(r.wer_percent - p.wer_percent);
+        }
+        if let Some(p) = defaults.iter().find(matching) {
+            r.speed_ratio_defaults = Some(p.proc_secs / r.proc_secs);
+            r.wer_diff_points_defaults = Some(r.wer_percent - p.wer_percent);
         }
     }
     let set_order = |s: &str| {
@@ -699,6 +796,7 @@ fn bench(args: Args) -> anyhow::Result<()> {
             "cpu": cpu_model(),
             "nproc": std::thread::available_parallelism().map_or(0, |n| n.get()),
             "valise_settings": settings,
+            "rounds": args.rounds,
             "sets": sets.iter().map(|s| serde_json::json!({
                 "name": s.name, "lang": s.lang, "files": s.items.len(),
                 "ids": s.items.iter().map(|i| &i.id).collect::<Vec<_>>(),
@@ -712,6 +810,25 @@ fn bench(args: Args) -> anyhow::Result<()> {
         eprintln!("results written to {}", path.display());
     }
     Ok(())
+}
+
+/// One result per file: the mean time over `rounds` runs of it, the first run's text.
+fn mean_over_rounds(files: Vec<FileResult>, rounds: usize) -> Vec<FileResult> {
+    let mut out: Vec<FileResult> = Vec::new();
+    for f in files {
+        match out.iter_mut().find(|o| o.path == f.path) {
+            Some(o) => {
+                o.secs += f.secs;
+                o.cpu_secs += f.cpu_secs;
+            }
+            None => out.push(f),
+        }
+    }
+    for o in &mut out {
+        o.secs /= rounds as f64;
+        o.cpu_secs /= rounds as f64;
+    }
+    out
 }
 
 fn score_set(
@@ -766,6 +883,8 @@ fn score_set(
         load_secs: result.ready.load_secs,
         speed_ratio: None,
         wer_diff_points: None,
+        speed_ratio_defaults: None,
+        wer_diff_points_defaults: None,
         per_file,
     })
 }
@@ -775,10 +894,12 @@ fn render_table(rows: &[Row], threads: u32) -> String {
     out.push_str(&format!(
         "threads={threads}  RTF = processing time / audio duration (load excluded)  \
          fw/valise = faster-whisper time / Valise time (>= 1.00: Valise faster)  \
-         dWER = Valise WER - faster-whisper WER (points)\n"
+         dWER = Valise WER - faster-whisper WER (points)  cpu s/min = CPU seconds per audio \
+         minute  fwdef/v, dWERdef: the same against faster-whisper with its defaults (beam 5, no \
+         VAD, conditioned)\n"
     ));
     out.push_str(&format!(
-        "{:<9} {:<15} {:<8} {:<8} {:>5} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>9} {:>6}\n",
+        "{:<9} {:<15} {:<8} {:<8} {:>5} {:>7} {:>7} {:>7} {:>7} {:>9} {:>8} {:>6} {:>9} {:>6} {:>7} {:>7}\n",
         "set",
         "engine",
         "model",
@@ -788,10 +909,13 @@ fn render_table(rows: &[Row], threads: u32) -> String {
         "WER %",
         "RTF",
         "cpuRTF",
+        "cpu s/min",
         "peak MB",
         "load s",
         "fw/valise",
-        "dWER"
+        "dWER",
+        "fwdef/v",
+        "dWERdef"
     ));
     let mut last: Option<(&str, &str)> = None;
     for r in rows {
@@ -800,7 +924,7 @@ fn render_table(rows: &[Row], threads: u32) -> String {
         }
         last = Some((r.model.as_str(), r.set.as_str()));
         out.push_str(&format!(
-            "{:<9} {:<15} {:<8} {:<8} {:>5} {:>7.1} {:>7.2} {:>7.3} {:>7.3} {:>8.0} {:>6.2} {:>9} {:>6}\n",
+            "{:<9} {:<15} {:<8} {:<8} {:>5} {:>7.1} {:>7.2} {:>7.3} {:>7.3} {:>9.1} {:>8.0} {:>6.2} {:>9} {:>6} {:>7} {:>7}\n",
             r.set,
             r.engine,
             r.model,
@@ -810,10 +934,15 @@ fn render_table(rows: &[Row], threads: u32) -> String {
             r.wer_percent,
             r.rtf,
             r.cpu_rtf,
+            r.cpu_rtf * 60.0,
             r.peak_mb,
             r.load_secs,
             r.speed_ratio.map_or(String::new(), |x| format!("{x:.2}")),
             r.wer_diff_points.map_or(String::new(), |x| format!("{x:+.2}")),
+            r.speed_ratio_defaults
+                .map_or(String::new(), |x| format!("{x:.2}")),
+            r.wer_diff_points_defaults
+                .map_or(String::new(), |x| format!("{x:+.2}")),
         ));
     }
     out

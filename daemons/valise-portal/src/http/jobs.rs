@@ -27,10 +27,14 @@ pub async fn load_view(st: &AppState, user_id: i64, id: String) -> Result<Job> {
         .run(move |c| {
             let mut j = [jobs::get(c, user_id, &id)?];
             view::decorate(c, &mut j, up, in_flight)?;
-            let [j] = j;
             Ok(j)
         })
         .await
+        .map(|mut j| {
+            st.live.apply(&mut j);
+            let [j] = j;
+            j
+        })
 }
 
 #[derive(Debug, Deserialize)]
@@ -333,6 +337,8 @@ pub async fn list(
             Ok(l)
         })
         .await?;
+    let mut list = list;
+    st.live.apply(&mut list);
     Ok(Json(list))
 }
 
@@ -397,6 +403,68 @@ pub async fn transcript(
     .await
     .map_err(|e| PortalError::Internal(e.to_string()))??;
     Ok(Json(v))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartialQuery {
+    #[serde(default)]
+    from: Option<u32>,
+}
+
+/// `GET /api/jobs/{id}/partial?from=N`: a transcription's segments so far, while it runs (so
+/// the first minutes of a meeting can be read while the rest is transcribed), from the N-th.
+/// Queued: none yet; done: the stored transcript's.
+pub async fn partial(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Query(q): Query<PartialQuery>,
+) -> Result<Json<serde_json::Value>> {
+    let uid = auth.user.id;
+    let job = st.db.run(move |c| jobs::get(c, uid, &id)).await?;
+    if job.kind == Kind::Document {
+        return Err(PortalError::NotFound);
+    }
+    let from = q.from.unwrap_or(0);
+    let empty = |state: JobState| {
+        serde_json::json!({
+            "state": state, "segments": [], "total": 0, "position_secs": 0.0,
+        })
+    };
+    match (job.state, job.engine_job.as_deref()) {
+        (JobState::Running, Some(engine_id)) => {
+            match st.transcribe.segments(engine_id, from).await {
+                Ok(p) => Ok(Json(serde_json::json!({
+                    "state": JobState::Running,
+                    "segments": p.segments,
+                    "total": p.total,
+                    "position_secs": p.position_secs,
+                    "duration_secs": p.duration_secs,
+                }))),
+                // The engine lost it or is away: nothing to show until the dispatcher decides.
+                Err(_) => Ok(Json(empty(JobState::Running))),
+            }
+        }
+        (JobState::Done, _) => {
+            let files = st.files.clone();
+            let id = job.id.clone();
+            let t = tokio::task::spawn_blocking(move || transcripts::load(&files, &id))
+                .await
+                .map_err(|e| PortalError::Internal(e.to_string()))??
+                .0;
+            let total = t.segments.len();
+            let segments: Vec<_> = t.segments.into_iter().skip(from as usize).collect();
+            Ok(Json(serde_json::json!({
+                "state": JobState::Done,
+                "segments": segments,
+                "total": total,
+                "position_secs": t.duration,
+                "duration_secs": t.duration,
+            })))
+        }
+        (state, _) => Ok(Json(empty(state))),
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             get(jobs::transcript).put(jobs::correct),
         )
         .route("/api/jobs/{id}/export", get(jobs::export))
+        .route("/api/jobs/{id}/partial", get(jobs::partial))
         .route("/api/jobs/{id}/media", get(jobs::media))
         .route("/api/jobs/{id}/result", get(jobs::result))
         .route("/api/languages", get(text::languages))

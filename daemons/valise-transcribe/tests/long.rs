@@ -1,0 +1,120 @@
+//! A long recording through the engine's API, with the real model: progress by audio position,
+//! a time left that holds up (within 20 % once a tenth of the job is done), and the segments
+//! so far readable while the rest is transcribed.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use valise_protocol::{Format, JobOptions, JobState, Segment, Transcript};
+
+/// Allowed error of the time left, as a share of the time that was really left.
+const ETA_TOLERANCE: f64 = 0.20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_job_reports_position_a_fair_eta_and_its_segments_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(config(dir.path(), "whisper-tiny.en-q8_0")).await;
+    let c = &srv.client;
+
+    // About 4.5 minutes of speech: JFK 24 times over.
+    let long = dir.path().join("long.flac");
+    let jfk = testdata("jfk.wav");
+    ffmpeg(&[
+        "-stream_loop",
+        "23",
+        "-i",
+        jfk.to_str().unwrap(),
+        long.to_str().unwrap(),
+    ]);
+    let opts = JobOptions {
+        language: Some("en".into()),
+        translate: false,
+        model: None,
+    };
+    let job = c.submit_file(&long, &opts).await.unwrap();
+
+    let started = Instant::now();
+    // (time, position, eta) of the first reading past 10 % of the recording.
+    let mut first_eta: Option<(Instant, f64, f64)> = None;
+    let mut partial: Vec<Segment> = Vec::new();
+    let mut positions = Vec::new();
+    let done_at = loop {
+        let s = c.status(&job.id).await.unwrap();
+        let now = Instant::now();
+        match s.state {
+            JobState::Done => break now,
+            JobState::Running => {
+                let duration = s.media.as_ref().and_then(|m| m.duration_secs).unwrap();
+                let pos = s.position_secs.expect("a running job says where it is");
+                positions.push(pos);
+                println!(
+                    "{:6.1} s: position {pos:6.1} / {duration:.0} s, eta {:?}",
+                    started.elapsed().as_secs_f64(),
+                    s.eta_secs.map(|e| e.round())
+                );
+                // Progress is the position, not the decoder's read-ahead.
+                assert!(
+                    (f64::from(s.progress) - pos / duration * 0.99).abs() < 0.02,
+                    "{s:?}"
+                );
+                if first_eta.is_none()
+                    && pos >= 0.10 * duration
+                    && let Some(eta) = s.eta_secs
+                {
+                    first_eta = Some((now, pos, eta));
+                }
+                if partial.is_empty() {
+                    let p = c.segments(&job.id, 0).await.unwrap();
+                    if p.state == JobState::Running && !p.segments.is_empty() {
+                        assert_eq!(p.total as usize, p.segments.len());
+                        assert!(p.position_secs > 0.0 && p.position_secs < duration);
+                        // `from` skips what was read already.
+                        let later = c.segments(&job.id, p.total).await.unwrap();
+                        assert!(later.total >= p.total);
+                        assert_eq!(later.segments.len(), (later.total - p.total) as usize);
+                        partial = p.segments;
+                    }
+                }
+            }
+            JobState::Queued => {}
+            other => panic!("job ended {other:?}: {s:?}"),
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(900),
+            "the long job took too long"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    // Position only moves forward.
+    assert!(positions.windows(2).all(|w| w[0] <= w[1]), "{positions:?}");
+    // Segments so far were there while the job ran, and they are the transcript's beginning.
+    assert!(
+        !partial.is_empty(),
+        "no segments were readable while the job ran"
+    );
+    let t: Transcript =
+        serde_json::from_str(&c.result(&job.id, Format::Json).await.unwrap()).unwrap();
+    assert!(t.segments.len() > partial.len());
+    for (a, b) in partial.iter().zip(&t.segments) {
+        assert_eq!((a.id, &a.text, a.start), (b.id, &b.text, b.start));
+    }
+    assert!(words(&partial[0].text).contains("ask not"), "{partial:?}");
+
+    // The time left said after the first tenth of the job, against the time it really took.
+    let (at, pos, eta) = first_eta.expect("an ETA once a tenth of the recording was done");
+    let actual = done_at.duration_since(at).as_secs_f64();
+    let err = (eta - actual).abs() / actual;
+    println!(
+        "ETA at {pos:.0} s of {:.0} s: said {eta:.1} s, took {actual:.1} s ({:.0} % off)",
+        t.duration,
+        err * 100.0
+    );
+    assert!(
+        err <= ETA_TOLERANCE,
+        "ETA at {pos:.0} s said {eta:.1} s left, it took {actual:.1} s"
+    );
+    srv.stop().await.unwrap();
+}
