@@ -1,0 +1,105 @@
+//! A long recording through the portal with the real engines: while it runs, the job shows
+//! how far it is and a time left that holds up (within 20 % once a tenth is done), and its
+//! segments so far can be read (`GET /api/jobs/{id}/partial`).
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Portal, config_in};
+use reqwest::StatusCode;
+use serde_json::Value;
+use valise_e2e::{looped_audio, testdata, words};
+
+/// Allowed error of the time left, as a share of the time that was really left.
+const ETA_TOLERANCE: f64 = 0.20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_job_shows_a_fair_eta_and_its_first_segments_while_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_t, _l) = valise_e2e::engines::start_engines(dir.path(), 2);
+    let long = dir.path().join("long.flac");
+    looped_audio(&testdata("jfk.wav"), 16, &long); // about 3 minutes
+    let config = config_in(dir.path());
+    let p = Portal::start_with(dir, config).await;
+    p.add_user("nadia", false);
+    let c = p.login("nadia").await;
+
+    let (s, job) = c
+        .upload(
+            "/api/jobs/transcribe?filename=meeting.flac&language=en",
+            std::fs::read(&long).unwrap(),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+
+    let started = Instant::now();
+    let mut first_eta: Option<(Instant, f64, f64)> = None;
+    let mut partial: Vec<Value> = Vec::new();
+    let done_at = loop {
+        let (s, j) = c.get_json(&format!("/api/jobs/{id}")).await;
+        assert_eq!(s, StatusCode::OK, "{j}");
+        let now = Instant::now();
+        match j["state"].as_str().unwrap() {
+            "done" => break now,
+            "running" => {
+                let progress = j["progress"].as_f64().unwrap();
+                println!(
+                    "{:6.1} s: progress {progress:.3}, position {}, eta {}",
+                    started.elapsed().as_secs_f64(),
+                    j["position_secs"],
+                    j["eta_secs"]
+                );
+                if first_eta.is_none()
+                    && progress >= 0.10
+                    && let Some(eta) = j["eta_secs"].as_f64()
+                {
+                    first_eta = Some((now, progress, eta));
+                }
+                if partial.is_empty() {
+                    let (s, pt) = c.get_json(&format!("/api/jobs/{id}/partial")).await;
+                    assert_eq!(s, StatusCode::OK, "{pt}");
+                    if pt["state"] == "running" {
+                        partial = pt["segments"].as_array().unwrap().clone();
+                    }
+                }
+            }
+            "queued" => {}
+            other => panic!("job ended {other}: {j}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(900), "too long");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+
+    // The first segments were readable before the job was done, and they are the
+    // transcript's beginning.
+    assert!(!partial.is_empty(), "no segments while the job ran");
+    let (_, t) = c.get_json(&format!("/api/jobs/{id}/transcript")).await;
+    let all = t["segments"].as_array().unwrap();
+    assert!(all.len() > partial.len());
+    for (a, b) in partial.iter().zip(all) {
+        assert_eq!(a["text"], b["text"]);
+    }
+    assert!(words(partial[0]["text"].as_str().unwrap()).contains("ask not"));
+    // Once done, `partial` gives the stored transcript, from `from`.
+    let (_, pt) = c.get_json(&format!("/api/jobs/{id}/partial?from=1")).await;
+    assert_eq!(pt["state"], "done");
+    assert_eq!(pt["total"].as_u64().unwrap() as usize, all.len());
+    assert_eq!(pt["segments"].as_array().unwrap().len(), all.len() - 1);
+
+    let (at, progress, eta) = first_eta.expect("an ETA once a tenth was done");
+    let actual = done_at.duration_since(at).as_secs_f64();
+    let err = (eta - actual).abs() / actual;
+    println!(
+        "ETA at {:.0} %: said {eta:.0} s, took {actual:.1} s ({:.0} % off)",
+        progress * 100.0,
+        err * 100.0
+    );
+    assert!(
+        err <= ETA_TOLERANCE,
+        "ETA at {progress:.2} said {eta:.0} s left, it took {actual:.1} s"
+    );
+}
