@@ -7,7 +7,7 @@
 //! ```
 //!
 //! The bundle holds a real model file of the dev store, `whisper-base-f16/ggml-model.bin`
-//! (147,964,211 bytes), published in a TUF repository (the tests' fixture) that a real nginx
+//! (147,951,465 bytes), published in a TUF repository (the tests' fixture) that a real nginx
 //! serves over TLS with `ssl_verify_client on`, CA, server certificate and box certificate
 //! from valise-pki (`valisectl ca` / `enroll`'s code).
 //!
@@ -295,13 +295,15 @@ fn curl(id: &Identity, url: &str, out: &Path) {
     assert!(st.success(), "curl {url}");
 }
 
-fn tool_version(cmd: &str) -> String {
+/// `cmd --version`'s first line, its first `words` words.
+fn tool_version(cmd: &str, words: usize) -> String {
     let out = Command::new(cmd).arg("--version").output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().next().unwrap_or_default();
+    line.split_whitespace()
+        .take(words)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -382,8 +384,8 @@ fn bundle_from_repository_to_serving() {
         spread(&ours)
     );
     println!(
-        "   curl ({}): median {:.1} MB/s ({}); curl + fsync {:.1} MB/s",
-        tool_version("curl"),
+        "   curl ({}, -o file): median {:.1} MB/s ({}); curl + fsync {:.1} MB/s",
+        tool_version("curl", 2),
         median(&theirs),
         spread(&theirs),
         median(&theirs_sync)
@@ -431,7 +433,7 @@ fn bundle_from_repository_to_serving() {
     );
     println!(
         "   sha256sum ({}): median {:.1} MB/s ({})",
-        tool_version("sha256sum"),
+        tool_version("sha256sum", 4),
         median(&peer),
         spread(&peer)
     );
@@ -519,11 +521,14 @@ fn bundle_from_repository_to_serving() {
     assert_eq!(r.outcome, Outcome::Installed, "{}", r.reason);
     let (up1, down1, conns1) = relay.settle();
     let mut quiet = vec![];
+    let mut requests = String::new();
     for _ in 0..n {
+        let before = nginx.access_log().len();
         let (r, d) = timed(|| svc.check(&Origin::Repository, now()));
         assert_eq!(r.outcome, Outcome::UpToDate, "{}", r.reason);
         let (up, down, conns) = relay.settle();
-        quiet.push((up, down, conns, ms(d)));
+        requests = nginx.access_log()[before..].to_owned();
+        quiet.push((up as f64, down as f64, conns as f64, ms(d)));
     }
     // The least a check could cost: one TLS session fetching timestamp.json with curl.
     curl(
@@ -535,28 +540,35 @@ fn bundle_from_repository_to_serving() {
         &dir.join("ts.json"),
     );
     let (cu, cd, _) = relay.settle();
-    let (up, down, conns, _) = quiet[0];
+    let col = |i: usize| {
+        quiet
+            .iter()
+            .map(|q| [q.0, q.1, q.2, q.3][i])
+            .collect::<Vec<_>>()
+    };
+    let (up, down) = (median(&col(0)), median(&col(1)));
     println!("\n4. online check, through a TCP relay counting both directions (TLS included)");
     println!(
         "   check that installs the bundle (refresh, download, verify, stage, switch; engines not restarted): {:.2} s, {up1} bytes up, {down1} down, {conns1} connection(s)",
         install.as_secs_f64()
     );
     println!(
-        "   check that finds nothing new: {up} bytes up, {down} bytes down, {} in all, {conns} connection(s), median {:.1} ms",
+        "   check that finds nothing new: median {up:.0} bytes up ({}), {down:.0} bytes down ({}), {:.0} in all, {:.0} connection(s), median {:.1} ms",
+        spread(&col(0)),
+        spread(&col(1)),
         up + down,
-        median(&quiet.iter().map(|q| q.3).collect::<Vec<_>>())
+        median(&col(2)),
+        median(&col(3))
     );
     println!(
-        "   every quiet check the same bytes: {}",
-        quiet.iter().all(|q| (q.0, q.1) == (up, down))
+        "   its requests in nginx's access log ($request $status $request_length $bytes_sent, TLS not included):"
     );
+    for l in requests.lines() {
+        println!("     {l}");
+    }
     println!(
         "   curl of timestamp.json alone (one TLS session): {cu} up, {cd} down; ratio check/curl {:.2}",
-        (up + down) as f64 / (cu + cd) as f64
-    );
-    println!(
-        "   (figures: {:?})",
-        quiet.iter().map(|q| (q.0, q.1)).collect::<Vec<_>>()
+        (up + down) / (cu + cd) as f64
     );
 
     // 5. Engines restarted as an update does, until they answer real requests.
@@ -618,15 +630,17 @@ fn engines_serving_again(n: usize) {
             &bundle,
             vec![common::jfk(common::JFK, 0.10), common::pt_en(common::PT_EN)],
         );
-        // The same requests on engines that are up and warm: what a request costs anyway.
-        let mut warm = vec![];
+        // The same requests on engines that are up and warm (after one request that is not
+        // timed, the first after their start), alternating with the restarts.
+        valise_update::acceptance::run_acceptance(&m, &bundle, &s)
+            .await
+            .unwrap();
+        let (mut warm, mut restart_ms, mut serve_ms) = (vec![], vec![], vec![]);
         for _ in 0..n {
-            let (r, d) = timed_async(valise_update::acceptance::run_acceptance(&m, &bundle, &s)).await;
+            let (r, d) =
+                timed_async(valise_update::acceptance::run_acceptance(&m, &bundle, &s)).await;
             r.unwrap();
             warm.push(ms(d));
-        }
-        let (mut restart_ms, mut serve_ms) = (vec![], vec![]);
-        for _ in 0..n {
             let (r, d) = timed_async(restart_engines(
                 &units,
                 &[Engine::Transcribe, Engine::Translate],
@@ -636,7 +650,8 @@ fn engines_serving_again(n: usize) {
             .await;
             r.unwrap();
             restart_ms.push(ms(d));
-            let (r, d) = timed_async(valise_update::acceptance::run_acceptance(&m, &bundle, &s)).await;
+            let (r, d) =
+                timed_async(valise_update::acceptance::run_acceptance(&m, &bundle, &s)).await;
             assert_eq!(r.unwrap().len(), 2);
             serve_ms.push(ms(d));
         }
@@ -649,13 +664,13 @@ fn engines_serving_again(n: usize) {
         );
         for u in UNITS {
             println!(
-                "   {u}: SIGTERM → exit median {:.0} ms, exec → socket median {:.0} ms",
+                "   {u}: SIGTERM → exit median {:.0} ms, exec → socket median {:.0} ms (socket polled every 50 ms)",
                 of(u, |x| x.1),
                 of(u, |x| x.2)
             );
         }
         println!(
-            "   restart_engines (D-Bus RestartUnit + JobRemoved for both, then /v1/health): median {:.0} ms ({})",
+            "   restart_engines (D-Bus RestartUnit + JobRemoved for both, then /v1/health polled every 100 ms): median {:.0} ms ({})",
             median(&restart_ms),
             spread(&restart_ms)
         );
@@ -666,9 +681,9 @@ fn engines_serving_again(n: usize) {
             median(&warm)
         );
         println!(
-            "   restart request → both engines answered a real request: median {:.0} ms; of it, cold-start cost over warm {:.0} ms",
+            "   restart request → both engines answered a real request: median {:.0} ms; the first requests' extra over warm {:.0} ms",
             median(&restart_ms) + median(&serve_ms),
-            median(&restart_ms) + median(&serve_ms) - median(&warm)
+            median(&serve_ms) - median(&warm)
         );
     });
 }
