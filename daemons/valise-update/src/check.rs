@@ -119,6 +119,12 @@ impl Service {
                 } else {
                     self.config.repository.clone()
                 };
+                let mut id = id;
+                // A CRL published later through the repository, when newer than the
+                // enrollment's (with the enrollment's alone, a box is cut off once it expires).
+                if let Err(e) = id.use_fresher_crl(&self.config.crl_file) {
+                    tracing::warn!(error = %e, "published CRL not used");
+                }
                 let tls = id.client_config().map_err(|e| format!("TLS: {e}"))?;
                 Ok(Source::Http(Box::new(
                     HttpFetch::new(&base, tls, self.config.http_limits()).map_err(s)?,
@@ -179,6 +185,84 @@ impl Service {
         }
         let source = self.source(origin)?;
         let (updater, mut set) = self.refresh(source, now)?;
+        let crl = self.install_crl(&updater, &mut set);
+        let mut r = self.run_bundles(&updater, &mut set, now)?;
+        if let Some(note) = crl {
+            r.reason = format!("{}; {note}", r.reason);
+        }
+        Ok(r)
+    }
+
+    /// The CA's CRL the central team publishes as the target `pki/crl.pem`: installed into
+    /// `crl_file` when it is signed by the box's CA and newer than the CRLs the box uses.
+    /// What happened is returned for the check's reason; a bad CRL does not stop the check
+    /// (the bundles are verified by TUF alone).
+    fn install_crl(&self, updater: &Updater<Source>, set: &mut TrustedSet) -> Option<String> {
+        let tf = match updater.find_target(set, valise_bundle::CRL_TARGET) {
+            Ok(Some(tf)) => tf,
+            Ok(None) => return None,
+            Err(e) => return Some(format!("CRL not looked up: {e}")),
+        };
+        // Not enrolled: no CA to check it against, and no TLS that would use it.
+        let mut id = self.identity()?;
+        if tf.length > valise_bundle::MAX_CRL_BYTES {
+            return Some(format!("CRL refused: {} bytes", tf.length));
+        }
+        let pem = self.download(updater, &tf).and_then(|p| {
+            let text = fs::read_to_string(&p).map_err(s);
+            let _ = fs::remove_file(&p);
+            text
+        });
+        let crl = pem.and_then(|pem| {
+            valise_pki::crl::check(valise_bundle::CRL_TARGET, &pem, &id.ca)
+                .map(|c| (c, pem))
+                .map_err(s)
+        });
+        let (crl, pem) = match crl {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "published CRL refused");
+                return Some(format!("CRL refused: {e}"));
+            }
+        };
+        // The CRLs in use: the enrollment's, or a fresher one installed before.
+        if let Err(e) = id.use_fresher_crl(&self.config.crl_file) {
+            tracing::warn!(error = %e, "installed CRL unreadable; replaced");
+        }
+        let in_use: Vec<_> = id
+            .crls
+            .iter()
+            .filter_map(|d| valise_pki::crl::check_der("CRL in use", d.clone(), &id.ca).ok())
+            .collect();
+        if !valise_pki::crl::fresher(&crl, &in_use) {
+            return None;
+        }
+        let written = match self.config.crl_file.parent() {
+            Some(d) => fs::create_dir_all(d),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            valise_pki::fsutil::write_atomic(&self.config.crl_file, pem.as_bytes(), 0o644)
+        });
+        match written {
+            Ok(()) => {
+                tracing::info!(number = ?crl.number, revoked = crl.revoked, "CRL installed");
+                Some(format!(
+                    "CRL {} installed ({} revoked)",
+                    crl.number.map_or_else(|| "-".into(), |n| n.to_string()),
+                    crl.revoked
+                ))
+            }
+            Err(e) => Some(format!("CRL not installed: {e}")),
+        }
+    }
+
+    fn run_bundles(
+        &self,
+        updater: &Updater<Source>,
+        set: &mut TrustedSet,
+        now: OffsetDateTime,
+    ) -> Result<Installed, String> {
         let targets = &set
             .targets("targets")
             .ok_or("no trusted targets")?
@@ -210,7 +294,7 @@ impl Service {
         }
         let mut last = None;
         for (name, custom) in offers {
-            let r = self.install(&updater, &mut set, &name, &custom, now)?;
+            let r = self.install(updater, set, &name, &custom, now)?;
             let stop = r.outcome != Outcome::Installed;
             last = Some(r);
             if stop {
