@@ -565,6 +565,7 @@ fn bundle_from_repository_to_serving() {
         quiet.push((up as f64, down as f64, conns as f64, ms(d)));
     }
     // The least a check could cost: one TLS session fetching timestamp.json with curl.
+    let before = nginx.access_log().len();
     curl(
         &id,
         &format!(
@@ -574,6 +575,7 @@ fn bundle_from_repository_to_serving() {
         &dir.join("ts.json"),
     );
     let (cu, cd, _) = relay.settle();
+    let curl_request = nginx.access_log()[before..].trim().to_owned();
     let col = |i: usize| {
         quiet
             .iter()
@@ -595,7 +597,7 @@ fn bundle_from_repository_to_serving() {
         median(&col(3))
     );
     println!(
-        "   its requests in nginx's access log ($request $status $request_length $bytes_sent, TLS not included):"
+        "   its requests in nginx's access log ($request $status $request_length $bytes_sent $ssl_protocol $ssl_cipher; bytes without TLS):"
     );
     for l in requests.lines() {
         println!("     {l}");
@@ -604,6 +606,7 @@ fn bundle_from_repository_to_serving() {
         "   curl of timestamp.json alone (one TLS session): {cu} up, {cd} down; ratio check/curl {:.2}",
         (up + down) / (cu + cd) as f64
     );
+    println!("     {curl_request}");
 
     // 5. Engines restarted as an update does, until they answer real requests.
     engines_serving_again(n.min(3));

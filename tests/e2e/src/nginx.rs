@@ -70,7 +70,7 @@ pid {d}/nginx.pid;
 error_log {d}/error.log info;
 events {{ worker_connections 64; }}
 http {{
-    log_format valise '$request $status $request_length $bytes_sent';
+    log_format valise '$request $status $request_length $bytes_sent $ssl_protocol $ssl_cipher';
     access_log {d}/access.log valise;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
@@ -116,7 +116,8 @@ http {{
     }
 
     /// nginx's access log so far, a line per request: `$request $status $request_length
-    /// $bytes_sent` (HTTP bytes as nginx counts them, TLS not included).
+    /// $bytes_sent $ssl_protocol $ssl_cipher` (HTTP bytes as nginx counts them, TLS not
+    /// included).
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
