@@ -77,26 +77,27 @@ struct Eta {
     secs: f64,
 }
 
-/// The speed of this job as it goes: wall seconds per second of recording, smoothed over the
-/// last batches (an exponential moving average), so that the estimate follows the box's own
-/// recent speed (a busier box, a stretch of silence the VAD skips) rather than a constant.
-#[derive(Debug, Clone, Copy)]
+/// The speed of this job as it goes: wall seconds per second of recording over its last
+/// [`Speed::WINDOW`] batches (about four minutes of recording), so that the estimate follows the
+/// box's recent speed (another job taking turns, a busier machine) rather than the job's whole
+/// average, while one quick or slow batch (little speech, many tokens) does not swing it.
+#[derive(Debug, Clone)]
 struct Speed {
     last_at: Instant,
     last_done: u64,
-    /// Wall seconds per recording second.
-    rate: Option<f64>,
+    /// (wall seconds, recording seconds) of the last intervals, oldest first.
+    recent: std::collections::VecDeque<(f64, f64)>,
 }
 
 impl Speed {
-    /// Weight of the newest interval in the average.
-    const ALPHA: f64 = 0.3;
+    /// Intervals (batches) the rate is measured over.
+    const WINDOW: usize = 8;
 
     fn new(at: Instant, done: u64) -> Self {
         Self {
             last_at: at,
             last_done: done,
-            rate: None,
+            recent: std::collections::VecDeque::with_capacity(Self::WINDOW),
         }
     }
 
@@ -105,15 +106,19 @@ impl Speed {
         let audio = done.saturating_sub(self.last_done) as f64 / SAMPLE_RATE as f64;
         // Intervals of under a second of audio say little (and divide by almost nothing).
         if audio >= 1.0 {
-            let r = at.duration_since(self.last_at).as_secs_f64() / audio;
-            self.rate = Some(match self.rate {
-                None => r,
-                Some(old) => old + Self::ALPHA * (r - old),
-            });
+            if self.recent.len() == Self::WINDOW {
+                self.recent.pop_front();
+            }
+            self.recent
+                .push_back((at.duration_since(self.last_at).as_secs_f64(), audio));
             self.last_at = at;
             self.last_done = done;
         }
-        self.rate
+        let (wall, audio) = self
+            .recent
+            .iter()
+            .fold((0.0, 0.0), |(w, a), (dw, da)| (w + dw, a + da));
+        (audio > 0.0).then(|| wall / audio)
     }
 }
 
@@ -645,6 +650,28 @@ mod tests {
         assert_eq!(b.to_abs_secs(24_000 + GAP_SAMPLES + 8_000), 5.5);
         // Past the end: the end of the last piece.
         assert_eq!(b.to_abs_secs(10_000_000), 6.0);
+    }
+
+    #[test]
+    fn speed_is_measured_over_the_last_batches() {
+        let t0 = Instant::now();
+        let at = |s: f64| t0 + std::time::Duration::from_secs_f64(s);
+        let sr = SAMPLE_RATE as u64;
+        let mut sp = Speed::new(t0, 0);
+        assert_eq!(sp.update(at(30.0), 30 * sr), Some(1.0)); // 30 s of audio in 30 s
+        assert_eq!(sp.update(at(40.0), 60 * sr), Some(40.0 / 60.0)); // then 30 s in 10 s
+        // under a second of audio says nothing
+        assert_eq!(sp.update(at(45.0), 60 * sr + 100), Some(40.0 / 60.0));
+        // after WINDOW more batches at 0.5, the first ones no longer count
+        let mut t = 40.0;
+        for i in 0..Speed::WINDOW as u64 {
+            t += 15.0;
+            sp.update(at(t), (90 + 30 * i) * sr);
+        }
+        let r = sp
+            .update(at(t), (90 + 30 * (Speed::WINDOW as u64 - 1)) * sr)
+            .unwrap();
+        assert!((r - 0.5).abs() < 1e-9, "{r}");
     }
 
     #[test]
