@@ -18,12 +18,12 @@ async fn a_long_job_reports_position_a_fair_eta_and_its_segments_so_far() {
     let srv = start(config(dir.path(), "whisper-tiny.en-q8_0")).await;
     let c = &srv.client;
 
-    // About 4.5 minutes of speech: JFK 24 times over.
+    // About 6 minutes of speech: JFK 32 times over (a tenth of it is past the first batch).
     let long = dir.path().join("long.flac");
     let jfk = testdata("jfk.wav");
     ffmpeg(&[
         "-stream_loop",
-        "23",
+        "31",
         "-i",
         jfk.to_str().unwrap(),
         long.to_str().unwrap(),
