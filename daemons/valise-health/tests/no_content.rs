@@ -52,7 +52,7 @@ async fn real_work(counts: &std::path::Path) -> Portal {
     let mut config = portal::config_in(dir.path());
     config.counts.file = counts.to_owned();
     config.counts.interval_secs = 1;
-    let mut portal = Portal::start_with(dir, config).await;
+    let portal = Portal::start_with(dir, config).await;
     portal.add_user(USER, false);
 
     // Failed sign-ins: a wrong password for the real user, an unknown name.
@@ -108,7 +108,7 @@ async fn real_work(counts: &std::path::Path) -> Portal {
 async fn no_message_of_any_kind_carries_content() {
     let run = tempfile::tempdir().unwrap();
     let counts = run.path().join("counts.json");
-    let portal = real_work(&counts).await;
+    let mut portal = real_work(&counts).await;
 
     let mut fleet = Fleet::start(&["lisbon.box-1"], &[]);
     let fake = FakeSystemd::start_ok().await;

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
-#[allow(dead_code, unexpected_cfgs)]
+#[allow(unexpected_cfgs)]
 #[path = "../../valise-update/tests/fixture/mod.rs"]
 mod fixture;
 
