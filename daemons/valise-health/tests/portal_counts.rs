@@ -9,7 +9,6 @@
 mod common;
 
 /// The portal's own test harness: a real portal in-process and a client of it.
-#[allow(dead_code)]
 #[path = "../../valise-portal/tests/common/mod.rs"]
 mod portal;
 
