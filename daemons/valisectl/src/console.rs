@@ -17,7 +17,7 @@
 //!
 //! Reading and writing go through `BufRead`/`Write`, so the tests drive the menu with a
 //! scripted standard input. The portal's database is changed by running `valisectl user`
-//! as the portal's own user (files in its data directory stay the portal's).
+//! as the portal's own user (files SQLite creates in its data directory stay the portal's).
 
 use std::io::{BufRead, Write};
 use std::net::IpAddr;
@@ -349,13 +349,15 @@ impl<'a> Console<'a> {
     /// `valisectl ARGS --data-dir DIR` as the portal's user, `stdin` on its standard input.
     fn portal_ctl(&self, args: &[&str], stdin: &str) -> Result<std::process::Output> {
         let exe = std::env::current_exe().context("finding valisectl")?;
-        let mut cmd = if self.args.portal_user.is_empty() {
-            Command::new(exe)
-        } else {
-            let mut c = Command::new("runuser");
-            c.args(["-u", &self.args.portal_user, "--"]).arg(exe);
-            c
-        };
+        let mut cmd = Command::new(exe);
+        if !self.args.portal_user.is_empty() {
+            // As the portal's user (no PAM, no runuser: only uid and gid change; std drops
+            // the supplementary groups), so what SQLite creates stays the portal's.
+            let u = nix::unistd::User::from_name(&self.args.portal_user)?
+                .with_context(|| format!("no user {}", self.args.portal_user))?;
+            use std::os::unix::process::CommandExt;
+            cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+        }
         cmd.args(args)
             .arg("--data-dir")
             .arg(self.data_dir())
