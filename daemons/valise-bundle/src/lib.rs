@@ -63,6 +63,12 @@ pub const CUSTOM_KEY: &str = "valise";
 pub const MAX_MANIFEST_BYTES: u64 = 256 * 1024;
 /// Default per-case deadline when a case does not set one.
 pub const DEFAULT_TIMEOUT_S: u64 = 120;
+/// The CA's certificate revocation list, published as a target beside the bundles so a box
+/// that checks (online or from USB) keeps a CRL that has not expired (valise-update's
+/// DESIGN.md §3.4).
+pub const CRL_TARGET: &str = "pki/crl.pem";
+/// Longest accepted CRL target (a CRL of thousands of revoked certificates is far smaller).
+pub const MAX_CRL_BYTES: u64 = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BundleError {

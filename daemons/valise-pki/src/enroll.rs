@@ -151,6 +151,28 @@ impl InstalledIdentity {
         (self.not_after - OffsetDateTime::now_utc()).whole_days()
     }
 
+    /// Uses the CRL file at `path` (published by the central team through the update
+    /// repository, see [`crate::crl`]) instead of the CRLs installed with the identity when it
+    /// is signed by the identity's CA and newer than every one of them. `Ok(false)`: no file,
+    /// or not newer. An error (a file that is not the CA's CRL) leaves the identity as it was.
+    pub fn use_fresher_crl(&mut self, path: &Path) -> Result<bool> {
+        let Some(candidate) = crate::crl::load(path, &self.ca)? else {
+            return Ok(false);
+        };
+        // The identity's own CRLs were checked at install time; one that no longer parses
+        // (it cannot, but) does not stop a fresher one.
+        let installed: Vec<_> = self
+            .crls
+            .iter()
+            .filter_map(|d| crate::crl::check_der("installed CRL", d.clone(), &self.ca).ok())
+            .collect();
+        if !crate::crl::fresher(&candidate, &installed) {
+            return Ok(false);
+        }
+        self.crls = vec![candidate.der];
+        Ok(true)
+    }
+
     /// The rustls client configuration for mutual TLS with the repository or the broker.
     pub fn client_config(&self) -> Result<Arc<rustls::ClientConfig>> {
         crate::tls::client_config(&self.client, &self.ca, &self.crls)

@@ -14,11 +14,13 @@
 //!
 //! - [`identity`]: the one way a box identity is carried in a certificate;
 //! - [`ca`]: the CA directory (issue, revoke, CRL, ACL);
+//! - [`crl`]: a CRL published after enrollment, checked against the box's CA;
 //! - [`enroll`]: the box's identity directory (request, install, load);
 //! - [`tls`]: rustls client configuration for mutual TLS;
 //! - [`fsutil`]: the atomic file replace other crates share.
 
 pub mod ca;
+pub mod crl;
 pub mod enroll;
 pub mod error;
 pub mod fsutil;

@@ -52,6 +52,9 @@ pub struct Service {
     state: StateFile,
     floor: TimeFloor,
     metadata: MetadataStore,
+    /// When the running check started: no new target download begins after its deadline
+    /// (`limits.check_deadline_secs`), so one check of many files cannot run for days.
+    check_started: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 fn s(e: impl std::fmt::Display) -> String {
@@ -75,6 +78,7 @@ impl Service {
             state: StateFile::new(dir),
             floor: TimeFloor::new(dir.join("time-floor"), initial),
             metadata: MetadataStore::open(dir.join("metadata"))?,
+            check_started: std::sync::Mutex::new(None),
             config,
             engines,
         })
@@ -119,6 +123,12 @@ impl Service {
                 } else {
                     self.config.repository.clone()
                 };
+                let mut id = id;
+                // A CRL published later through the repository, when newer than the
+                // enrollment's (with the enrollment's alone, a box is cut off once it expires).
+                if let Err(e) = id.use_fresher_crl(&self.config.crl_file) {
+                    tracing::warn!(error = %e, "published CRL not used");
+                }
                 let tls = id.client_config().map_err(|e| format!("TLS: {e}"))?;
                 Ok(Source::Http(Box::new(
                     HttpFetch::new(&base, tls, self.config.http_limits()).map_err(s)?,
@@ -129,6 +139,9 @@ impl Service {
 
     /// One check at clock reading `now`; its result is recorded as the last check.
     pub fn check(&self, origin: &Origin, now: OffsetDateTime) -> CheckRecord {
+        if let Ok(mut started) = self.check_started.lock() {
+            *started = Some(std::time::Instant::now());
+        }
         let (outcome, reason) = match self.run(origin, now) {
             Ok(r) => (r.outcome, r.reason),
             Err(reason) => (Outcome::Failed, reason),
@@ -179,6 +192,84 @@ impl Service {
         }
         let source = self.source(origin)?;
         let (updater, mut set) = self.refresh(source, now)?;
+        let crl = self.install_crl(&updater, &mut set);
+        let mut r = self.run_bundles(&updater, &mut set, now)?;
+        if let Some(note) = crl {
+            r.reason = format!("{}; {note}", r.reason);
+        }
+        Ok(r)
+    }
+
+    /// The CA's CRL the central team publishes as the target `pki/crl.pem`: installed into
+    /// `crl_file` when it is signed by the box's CA and newer than the CRLs the box uses.
+    /// What happened is returned for the check's reason; a bad CRL does not stop the check
+    /// (the bundles are verified by TUF alone).
+    fn install_crl(&self, updater: &Updater<Source>, set: &mut TrustedSet) -> Option<String> {
+        let tf = match updater.find_target(set, valise_bundle::CRL_TARGET) {
+            Ok(Some(tf)) => tf,
+            Ok(None) => return None,
+            Err(e) => return Some(format!("CRL not looked up: {e}")),
+        };
+        // Not enrolled: no CA to check it against, and no TLS that would use it.
+        let mut id = self.identity()?;
+        if tf.length > valise_bundle::MAX_CRL_BYTES {
+            return Some(format!("CRL refused: {} bytes", tf.length));
+        }
+        let pem = self.download(updater, &tf).and_then(|p| {
+            let text = fs::read_to_string(&p).map_err(s);
+            let _ = fs::remove_file(&p);
+            text
+        });
+        let crl = pem.and_then(|pem| {
+            valise_pki::crl::check(valise_bundle::CRL_TARGET, &pem, &id.ca)
+                .map(|c| (c, pem))
+                .map_err(s)
+        });
+        let (crl, pem) = match crl {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "published CRL refused");
+                return Some(format!("CRL refused: {e}"));
+            }
+        };
+        // The CRLs in use: the enrollment's, or a fresher one installed before.
+        if let Err(e) = id.use_fresher_crl(&self.config.crl_file) {
+            tracing::warn!(error = %e, "installed CRL unreadable; replaced");
+        }
+        let in_use: Vec<_> = id
+            .crls
+            .iter()
+            .filter_map(|d| valise_pki::crl::check_der("CRL in use", d.clone(), &id.ca).ok())
+            .collect();
+        if !valise_pki::crl::fresher(&crl, &in_use) {
+            return None;
+        }
+        let written = match self.config.crl_file.parent() {
+            Some(d) => fs::create_dir_all(d),
+            None => Ok(()),
+        }
+        .and_then(|()| {
+            valise_pki::fsutil::write_atomic(&self.config.crl_file, pem.as_bytes(), 0o644)
+        });
+        match written {
+            Ok(()) => {
+                tracing::info!(number = ?crl.number, revoked = crl.revoked, "CRL installed");
+                Some(format!(
+                    "CRL {} installed ({} revoked)",
+                    crl.number.map_or_else(|| "-".into(), |n| n.to_string()),
+                    crl.revoked
+                ))
+            }
+            Err(e) => Some(format!("CRL not installed: {e}")),
+        }
+    }
+
+    fn run_bundles(
+        &self,
+        updater: &Updater<Source>,
+        set: &mut TrustedSet,
+        now: OffsetDateTime,
+    ) -> Result<Installed, String> {
         let targets = &set
             .targets("targets")
             .ok_or("no trusted targets")?
@@ -210,7 +301,7 @@ impl Service {
         }
         let mut last = None;
         for (name, custom) in offers {
-            let r = self.install(&updater, &mut set, &name, &custom, now)?;
+            let r = self.install(updater, set, &name, &custom, now)?;
             let stop = r.outcome != Outcome::Installed;
             last = Some(r);
             if stop {
@@ -226,6 +317,16 @@ impl Service {
         let sha = sha256_of(tf).ok_or_else(|| format!("{}: no sha256 listed", tf.name))?;
         let dest = self.config.state_dir.join("downloads").join(&sha);
         if !Updater::<Source>::cached_target(tf, &dest) {
+            let deadline = std::time::Duration::from_secs(self.config.limits.check_deadline_secs);
+            let started = self.check_started.lock().ok().and_then(|s| *s);
+            if started.is_some_and(|t| t.elapsed() >= deadline) {
+                return Err(format!(
+                    "{}: the check's deadline ({} s) has passed; what was downloaded is kept and \
+                     the next check resumes",
+                    tf.name,
+                    deadline.as_secs()
+                ));
+            }
             updater
                 .download_target(tf, &dest)
                 .map_err(|e| format!("target refused: {e}"))?;

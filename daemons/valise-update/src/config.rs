@@ -18,6 +18,9 @@ pub struct Config {
     pub identity_dir: PathBuf,
     /// The repository's base URL; empty: the address installed with the identity.
     pub repository: String,
+    /// The CA's CRL as last published through the repository (`pki/crl.pem`), used instead
+    /// of the one installed with the identity once it is newer (valise-health reads it too).
+    pub crl_file: PathBuf,
     /// Seconds between two scheduled checks.
     pub interval_secs: u64,
     /// The first check after the daemon starts waits this long (plus the random delay): a
@@ -43,7 +46,8 @@ pub struct Limits {
     pub idle_timeout_secs: u64,
     /// Per metadata file.
     pub metadata_timeout_secs: u64,
-    /// Per target file: the whole check's deadline.
+    /// The whole check's deadline: no target download starts after it, and no single
+    /// download runs longer (so a check ends within about twice this).
     pub check_deadline_secs: u64,
     /// Slow-retrieval defence: at least this many bytes per second, averaged over 60 s,
     /// after a 30 s grace.
@@ -74,6 +78,7 @@ impl Default for Config {
             state_dir: PathBuf::from("/var/lib/valise-update"),
             identity_dir: PathBuf::from(valise_pki::enroll::DEFAULT_DIR),
             repository: String::new(),
+            crl_file: PathBuf::from("/var/lib/valise/pki/crl.pem"),
             interval_secs: 6 * 3600,
             startup_delay_secs: 300,
             random_delay_secs: 3600,

@@ -953,3 +953,66 @@ fn published_to_nginx_and_refreshed_over_mutual_tls() {
     let (_, onnx) = got.iter().find(|(n, _)| n.ends_with("model.onnx")).unwrap();
     assert!(*onnx == std::fs::read(w.path("store/current/tiny-pten/model.onnx")).unwrap());
 }
+
+#[test]
+fn add_crl_publishes_the_cas_crl_as_a_target_and_refuses_another_cas() {
+    let w = World::new();
+    w.init();
+    w.ok(&["ca", "init", "--name", "Test CA"]);
+    w.ok(&["ca", "crl"]);
+    let out = w.ok(&["repo", "add-crl", "r", "ca/crl.pem", "--ca", "ca/ca.pem"]);
+    assert!(out.contains("staged CRL 1 (0 revoked"), "{out}");
+    w.ok(&["repo", "sign", "r"]);
+    w.ok(&["repo", "publish", "r"]);
+    let b = w.new_box("box");
+    let set = refresh(&b, &w.path("r/published"), now()).unwrap();
+    let fetched = fetch_all(&set, &DirFetch::new(w.path("r/published")));
+    let crl = fetched
+        .iter()
+        .find(|(n, _)| n == valise_bundle::CRL_TARGET)
+        .expect("pki/crl.pem published");
+    assert_eq!(crl.1, std::fs::read(w.path("ca/crl.pem")).unwrap());
+    // A newer CRL replaces it; the box sees only the newer one.
+    w.ok(&["ca", "crl"]);
+    w.ok(&["repo", "add-crl", "r", "ca/crl.pem", "--ca", "ca/ca.pem"]);
+    w.ok(&["repo", "sign", "r"]);
+    w.ok(&["repo", "publish", "r"]);
+    let set = refresh(&b, &w.path("r/published"), now()).unwrap();
+    let fetched = fetch_all(&set, &DirFetch::new(w.path("r/published")));
+    let crls: Vec<_> = fetched
+        .iter()
+        .filter(|(n, _)| n.starts_with("pki/"))
+        .collect();
+    assert_eq!(crls.len(), 1);
+    assert_eq!(crls[0].1, std::fs::read(w.path("ca/crl.pem")).unwrap());
+    let status = w.ok(&["repo", "status", "r"]);
+    assert!(
+        status.contains("CRL: number 2, 0 revoked, next update"),
+        "{status}"
+    );
+    // Another CA's CRL, or something that is no CRL, is refused before it is staged.
+    std::fs::create_dir_all(w.path("other")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_valisectl"))
+        .args(["ca", "init", "--name", "Test CA"])
+        .env("VALISE_CA_DIR", w.path("other/ca"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_valisectl"))
+        .args(["ca", "crl"])
+        .env("VALISE_CA_DIR", w.path("other/ca"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = w.fails(&[
+        "repo",
+        "add-crl",
+        "r",
+        "other/ca/crl.pem",
+        "--ca",
+        "ca/ca.pem",
+    ]);
+    assert!(err.contains("signature is not the CA's"), "{err}");
+    let err = w.fails(&["repo", "add-crl", "r", "catalog.toml", "--ca", "ca/ca.pem"]);
+    assert!(err.contains("CRL"), "{err}");
+}

@@ -61,9 +61,22 @@ pub struct HttpFetch {
 }
 
 fn io_err(name: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> FetchError {
+    // reqwest's own message leaves out why ("error sending request for url"): the causes
+    // (a revoked or expired server certificate, a reset) go into the message a person reads.
+    let e = e.into();
+    let mut msg = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        cause = c.source();
+    }
     FetchError::Io {
         name: name.to_owned(),
-        source: std::io::Error::other(e),
+        source: std::io::Error::other(msg),
     }
 }
 

@@ -249,6 +249,35 @@ pub fn stage(
     Ok(manifest)
 }
 
+/// Stages the CRL file `crl` as the target [`valise_bundle::CRL_TARGET`], after checking it is
+/// one CRL signed by the CA certificate `ca` (what a box checks before installing it).
+pub fn stage_crl(
+    layout: &Layout,
+    crl: &Path,
+    ca: &Path,
+    pending: &mut Targets,
+) -> Result<valise_pki::crl::CheckedCrl> {
+    let read =
+        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("read {}", p.display()));
+    let ca_pem = read(ca)?;
+    let ca_der = valise_pki::pem::certificates(&ca.display().to_string(), &ca_pem)?;
+    let pem = read(crl)?;
+    let checked = valise_pki::crl::check(&crl.display().to_string(), &pem, &ca_der)?;
+    if pem.len() as u64 > valise_bundle::MAX_CRL_BYTES {
+        bail!(
+            "{}: {} bytes, boxes accept at most {}",
+            crl.display(),
+            pem.len(),
+            valise_bundle::MAX_CRL_BYTES
+        );
+    }
+    let name = valise_bundle::CRL_TARGET;
+    let (len, sha) = copy_hashed(crl, &layout.staged_files().join(name))?;
+    let tn = TargetName::new(name.to_owned()).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    pending.targets.insert(tn, file_target(len, &sha));
+    Ok(checked)
+}
+
 fn file_target(len: u64, sha: &[u8; 32]) -> Target {
     Target {
         length: len,

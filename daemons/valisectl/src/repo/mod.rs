@@ -93,6 +93,19 @@ pub enum RepoCommand {
         #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
         percent: Option<u8>,
     },
+    /// Stage the CA's CRL as the target `pki/crl.pem` (replacing the one published before):
+    /// boxes install it at their next check, online or from USB, so their CRL never expires
+    /// and a revoked server or broker certificate is refused fleet-wide. Sign and publish
+    /// well before the previous CRL's nextUpdate.
+    AddCrl {
+        /// The repository directory (`repo init`).
+        dir: PathBuf,
+        /// The CRL (PEM), e.g. `valisectl ca crl`'s `CA_DIR/crl.pem`.
+        crl: PathBuf,
+        /// The CA certificate the boxes trust (`CA_DIR/ca.pem`): the CRL must be its own.
+        #[arg(long)]
+        ca: PathBuf,
+    },
     /// Sign the staged targets with a threshold of the targets keys.
     Sign {
         /// The repository directory (`repo init`).
@@ -224,6 +237,7 @@ pub async fn run(args: RepoArgs) -> Result<()> {
                 },
             )
         }
+        RepoCommand::AddCrl { dir, crl, ca } => add_crl(&dir, &crl, &ca),
         RepoCommand::Sign { dir, keys, expires } => sign_staged(&dir, &keys, &expires).await,
         RepoCommand::Publish { dir, to, expires } => publish(&dir, to, &expires).await,
         RepoCommand::RefreshTimestamp { dir, to, expires } => {
@@ -460,6 +474,28 @@ fn add_bundle(dir: &Path, a: &bundle::AddBundle<'_>) -> Result<()> {
         m.all_files().count() + 1,
         m.acceptance.len(),
         describe_wave(&a.wave)
+    );
+    println!(
+        "next: valisectl repo sign {0} && valisectl repo publish {0}",
+        dir.display()
+    );
+    Ok(())
+}
+
+fn add_crl(dir: &Path, crl: &Path, ca: &Path) -> Result<()> {
+    let repo = Repo::open(dir, &[])?;
+    let p = Published::load(&repo.layout)?;
+    let mut pending = repo.pending(&p)?;
+    let c = bundle::stage_crl(&repo.layout, crl, ca, &mut pending)?;
+    repo.save_pending(&pending)?;
+    let next = c
+        .next_update
+        .map_or_else(|| "no nextUpdate".into(), |t| format!("next update {t}"));
+    println!(
+        "staged CRL {} ({} revoked, {next}) as {}",
+        c.number.map_or_else(|| "-".into(), |n| n.to_string()),
+        c.revoked,
+        valise_bundle::CRL_TARGET
     );
     println!(
         "next: valisectl repo sign {0} && valisectl repo publish {0}",
@@ -1120,6 +1156,7 @@ async fn status(dir: &Path) -> Result<()> {
     if !any {
         println!("  (none)");
     }
+    println!("CRL: {}", published_crl(&repo.layout, &p.targets.signed));
     if repo.layout.pending_signed().exists() {
         println!("staged: signed, not published (`repo publish`)");
     } else if repo.layout.pending().exists() {
@@ -1130,6 +1167,45 @@ async fn status(dir: &Path) -> Result<()> {
     }
     println!("box check: {}", box_check(&repo.layout)?);
     Ok(())
+}
+
+/// The published `pki/crl.pem`: its number and how long until its nextUpdate, after which
+/// boxes refuse every server (publish a new one well before).
+fn published_crl(layout: &Layout, t: &Targets) -> String {
+    let Some((_, target)) = t
+        .targets
+        .iter()
+        .find(|(n, _)| n.raw() == valise_bundle::CRL_TARGET)
+    else {
+        return "none published (boxes use the CRL they were enrolled with)".into();
+    };
+    let read = target_path(
+        valise_bundle::CRL_TARGET,
+        &hex::encode(&*target.hashes.sha256),
+    )
+    .ok()
+    .and_then(|rel| std::fs::read(layout.targets().join(rel)).ok());
+    let Some(pem) = read else {
+        return "published, unreadable here".into();
+    };
+    match valise_pki::crl::inspect("CRL", &String::from_utf8_lossy(&pem)) {
+        Ok(c) => {
+            let number = c.number.map_or_else(|| "-".into(), |n| n.to_string());
+            let left = c.next_update.map_or_else(
+                || "no nextUpdate".into(),
+                |t| {
+                    let h = (t - time::OffsetDateTime::now_utc()).whole_hours();
+                    if h < 0 {
+                        format!("EXPIRED {t}")
+                    } else {
+                        format!("next update {t} ({}d {}h left)", h / 24, h % 24)
+                    }
+                },
+            );
+            format!("number {number}, {} revoked, {left}", c.revoked)
+        }
+        Err(e) => format!("published, not readable: {e}"),
+    }
 }
 
 /// What a box that only trusts root v1 makes of the published tree now: valise-tuf's refresh
