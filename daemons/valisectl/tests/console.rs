@@ -250,6 +250,23 @@ fn an_administrator_made_elsewhere_is_kept() {
     );
     assert!(out.contains("VALISE-FIRSTBOOT done"), "{out}");
     assert_eq!(users(&b), "admin\tadmin\n");
+    // `user check` (the recovery key's gate) accepts an administrator only: a staff member
+    // with the right password, or an unknown name, is refused.
+    let o = run(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--password-stdin",
+            "--data-dir",
+            d.to_str().unwrap(),
+        ],
+        &format!("{PASSWORD}\n"),
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(check(&b, "admin", PASSWORD));
+    assert!(!check(&b, "bob", PASSWORD));
+    assert!(!check(&b, "nobody", PASSWORD));
 }
 
 #[test]
