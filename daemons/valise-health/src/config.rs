@@ -56,7 +56,7 @@ pub struct Config {
     /// stopped). Default 60.
     pub portal_counts_max_age_s: u64,
     /// valise-update's socket (`update.rs`): installed bundles, last update, update events,
-    /// the metadata's expiry, and `check_for_updates`. Default `/run/valise/update.sock`.
+    /// the metadata's expiry, and `check_for_updates`. Default `/run/valise-update/update.sock`.
     pub update_socket: PathBuf,
     /// The kernel's boot id, to tell a new boot from a restart of valise-health (`boot.rs`).
     /// Default `/proc/sys/kernel/random/boot_id`.
@@ -123,7 +123,7 @@ impl Default for Config {
             units: DEFAULT_UNITS.iter().map(|s| (*s).to_owned()).collect(),
             portal_counts: PathBuf::from("/run/valise-portal/counts.json"),
             portal_counts_max_age_s: 60,
-            update_socket: PathBuf::from("/run/valise/update.sock"),
+            update_socket: PathBuf::from("/run/valise-update/update.sock"),
             boot_id: PathBuf::from("/proc/sys/kernel/random/boot_id"),
             model_store: PathBuf::from("/var/lib/valise/models"),
             data_dir: PathBuf::from("/var/lib"),

@@ -1,4 +1,4 @@
-//! valise-update's socket API (`/run/valise/update.sock`, HTTP over a Unix socket, the
+//! valise-update's socket API (`/run/valise-update/update.sock`, HTTP over a Unix socket, the
 //! workspace's `UnixHttp` client as valisectl and the portal use it): `GET /status` for the
 //! installed bundles, the history of installs and rollbacks and the metadata's expiry, and
 //! `POST /check` for the centre's `check_for_updates`.

@@ -176,7 +176,7 @@ impl Default for Engines {
             translate_socket: PathBuf::from("/run/valise/translate.sock"),
             transcribe_in_flight: 2,
             max_attempts: 3,
-            update_socket: PathBuf::from("/run/valise/update.sock"),
+            update_socket: PathBuf::from("/run/valise-update/update.sock"),
         }
     }
 }

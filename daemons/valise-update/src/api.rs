@@ -1,4 +1,4 @@
-//! The socket API (`/run/valise/update.sock`, HTTP/1.1 over a Unix socket like the engines'):
+//! The socket API (`/run/valise-update/update.sock`, HTTP/1.1 over a Unix socket like the engines'):
 //!
 //! | method | path | body | answer |
 //! | --- | --- | --- | --- |
