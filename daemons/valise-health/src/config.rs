@@ -25,6 +25,9 @@ pub struct Config {
     /// The box identity (valise-pki): certificate, key, CA chain, CRL and the broker address.
     /// Default `/etc/valise/identity`.
     pub identity_dir: PathBuf,
+    /// The CA's CRL as valise-update last installed it from the repository; used instead of
+    /// the enrollment's once it is newer. Default `/var/lib/valise/pki/crl.pem`.
+    pub crl_file: PathBuf,
     /// `mqtts://host:port` of the broker; default: the `broker` of the identity's
     /// `endpoints.toml`.
     pub broker: Option<String>,
@@ -112,6 +115,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             identity_dir: PathBuf::from(valise_pki::enroll::DEFAULT_DIR),
+            crl_file: PathBuf::from("/var/lib/valise/pki/crl.pem"),
             broker: None,
             state_dir: PathBuf::from("/var/lib/valise-health"),
             health_interval_s: 300,

@@ -65,7 +65,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     let link_cfg = link::LinkConfig {
         box_id: box_id.clone(),
         broker: link::BrokerAddr::parse(&broker).map_err(Error::Invalid)?,
-        tls: installed.client_config()?,
+        tls: link::TlsSource::load(&cfg.identity_dir, &cfg.crl_file)?,
         keep_alive: Duration::from_secs(cfg.keep_alive_s),
         connect_timeout: Duration::from_secs(cfg.connect_timeout_s),
         reconnect_max: Duration::from_secs(cfg.reconnect_max_s),

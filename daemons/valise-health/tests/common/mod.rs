@@ -42,6 +42,8 @@ pub struct Fleet {
     pub broker: Mosquitto,
     pub central: ClientIdentity,
     pub central_files: MqttClient,
+    /// The serial of the broker's server certificate (to revoke it).
+    pub server_serial: String,
 }
 
 impl Fleet {
@@ -80,6 +82,7 @@ impl Fleet {
             acl: write(&t, "srv/acl", &ca.mosquitto_acl()),
         });
         Fleet {
+            server_serial: srv.issued.serial.clone(),
             central: identity(&central.cert_pem, &central.key_pem),
             central_files,
             tmp,
