@@ -56,12 +56,75 @@ impl BrokerAddr {
     }
 }
 
+/// Where each session's TLS configuration comes from: the identity directory read again
+/// (a renewed certificate is used without a restart) with the CRL valise-update last installed
+/// from the repository when it is newer than the enrollment's. Without re-reading, a daemon
+/// running for months would keep the enrollment's CRL past its nextUpdate and the broker
+/// would be refused at every reconnection. If a reading fails, the last good one is kept.
+#[derive(Clone, Debug)]
+pub struct TlsSource {
+    pub identity_dir: std::path::PathBuf,
+    pub crl_file: std::path::PathBuf,
+    last: Arc<std::sync::Mutex<Arc<rustls::ClientConfig>>>,
+}
+
+impl TlsSource {
+    /// `first`: the configuration built at start (from the same identity).
+    pub fn new(
+        identity_dir: std::path::PathBuf,
+        crl_file: std::path::PathBuf,
+        first: Arc<rustls::ClientConfig>,
+    ) -> Self {
+        Self {
+            identity_dir,
+            crl_file,
+            last: Arc::new(std::sync::Mutex::new(first)),
+        }
+    }
+
+    /// Reads the identity and the published CRL (see [`load_tls`]).
+    pub fn load(identity_dir: &std::path::Path, crl_file: &std::path::Path) -> crate::Result<Self> {
+        let first = load_tls(identity_dir, crl_file)?;
+        Ok(Self::new(
+            identity_dir.to_owned(),
+            crl_file.to_owned(),
+            first,
+        ))
+    }
+
+    /// The configuration for a new session.
+    pub fn config(&self) -> Arc<rustls::ClientConfig> {
+        let mut last = match self.last.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match load_tls(&self.identity_dir, &self.crl_file) {
+            Ok(c) => *last = c,
+            Err(e) => tracing::warn!(error = %e, "identity not re-read; the last one is used"),
+        }
+        last.clone()
+    }
+}
+
+/// The box identity's TLS configuration, with the CRL at `crl_file` in place of the
+/// enrollment's when it is the same CA's and newer (a bad file is logged and ignored).
+pub fn load_tls(
+    identity_dir: &std::path::Path,
+    crl_file: &std::path::Path,
+) -> crate::Result<Arc<rustls::ClientConfig>> {
+    let mut id = valise_pki::enroll::IdentityDir::new(identity_dir).load()?;
+    if let Err(e) = id.use_fresher_crl(crl_file) {
+        tracing::warn!(error = %e, "published CRL not used");
+    }
+    Ok(id.client_config()?)
+}
+
 /// What the link needs.
 #[derive(Clone, Debug)]
 pub struct LinkConfig {
     pub box_id: BoxId,
     pub broker: BrokerAddr,
-    pub tls: Arc<rustls::ClientConfig>,
+    pub tls: TlsSource,
     pub keep_alive: Duration,
     pub connect_timeout: Duration,
     pub reconnect_max: Duration,
@@ -82,7 +145,7 @@ fn status_json(state: BoxState, at: u64) -> Vec<u8> {
 pub fn options(cfg: &LinkConfig, now: u64) -> MqttOptions {
     let mut o = MqttOptions::new(client_id(&cfg.box_id), &cfg.broker.host, cfg.broker.port);
     o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-        cfg.tls.clone(),
+        cfg.tls.config(),
     )));
     o.set_keep_alive(cfg.keep_alive);
     o.set_connection_timeout(cfg.connect_timeout.as_secs().max(1));

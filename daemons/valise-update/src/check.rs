@@ -436,6 +436,14 @@ impl Service {
         Ok(r)
     }
 
+    /// The version of `bundle` in slot `slot`, if it holds that bundle.
+    fn version_in(&self, slot: &str, bundle: &str) -> Option<u64> {
+        stage::bundles_of(&slot_path(self.root(), slot))
+            .ok()?
+            .get(bundle)
+            .map(|m| m.bundle.version)
+    }
+
     /// After the switch: restart, acceptance, then commit or roll back.
     fn finish_forward(&self) -> io::Result<Installed> {
         let Phase::Switching {
@@ -468,11 +476,13 @@ impl Service {
         match verdict {
             Ok(()) => {
                 let at = OffsetDateTime::now_utc().unix_timestamp();
+                let from_version = self.version_in(&from, &bundle);
                 self.state.update(|st| {
                     st.record(Entry {
                         at,
                         bundle: bundle.clone(),
                         version,
+                        from_version,
                         slot: to.clone(),
                         outcome: Outcome::Installed,
                         reason: "acceptance passed".into(),
@@ -537,11 +547,13 @@ impl Service {
         }
         killpoint!("rollback.after_restart");
         let at = OffsetDateTime::now_utc().unix_timestamp();
+        let from_version = self.version_in(&from, &bundle);
         self.state.update(|st| {
             st.record(Entry {
                 at,
                 bundle: bundle.clone(),
                 version,
+                from_version,
                 slot: to.clone(),
                 outcome: Outcome::RolledBack,
                 reason: why.clone(),

@@ -73,7 +73,7 @@ pub struct Engines {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            socket: PathBuf::from("/run/valise/update.sock"),
+            socket: PathBuf::from("/run/valise-update/update.sock"),
             model_store: PathBuf::from("/var/lib/valise/models"),
             state_dir: PathBuf::from("/var/lib/valise-update"),
             identity_dir: PathBuf::from(valise_pki::enroll::DEFAULT_DIR),

@@ -63,9 +63,6 @@ fn real_main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let api = valise_update::api::Api::start(service)?;
         let listener = valise_daemon::bind_socket(&config.socket)?;
-        // /run/valise is setgid valise-engines, so the socket would be reachable by the
-        // engines too; the update API is for the portal (in group valise-update) and root.
-        std::os::unix::fs::chown(&config.socket, None, Some(nix::unistd::getegid().as_raw()))?;
         tracing::info!(socket = %config.socket.display(), "listening");
         let sched = api.clone();
         tokio::spawn(valise_update::schedule::run(

@@ -16,7 +16,7 @@ pub struct UpdateArgs {
     #[arg(
         long,
         env = "VALISE_UPDATE_SOCKET",
-        default_value = "/run/valise/update.sock",
+        default_value = "/run/valise-update/update.sock",
         global = true
     )]
     pub socket: PathBuf,
