@@ -21,9 +21,9 @@ async fn a_long_job_shows_a_fair_eta_and_its_first_segments_while_it_runs() {
     let dir = tempfile::tempdir().unwrap();
     let (_t, _l) = valise_e2e::engines::start_engines(dir.path(), 2);
     let long = dir.path().join("long.flac");
-    // About 6 minutes: a tenth of it is past the first batch, whose one-off costs (the whisper
+    // About 12 minutes: a tenth of it is past the first batch, whose one-off costs (the whisper
     // state, the first touch of the weights) the engine's estimate leaves out once it can.
-    looped_audio(&testdata("jfk.wav"), 32, &long);
+    looped_audio(&testdata("jfk.wav"), 64, &long);
     let config = config_in(dir.path());
     let p = Portal::start_with(dir, config).await;
     p.add_user("nadia", false);

@@ -87,6 +87,8 @@ struct Speed {
     last_done: u64,
     /// (wall seconds, recording seconds) of the last intervals, oldest first.
     recent: std::collections::VecDeque<(f64, f64)>,
+    /// Intervals measured since the job started.
+    counted: usize,
 }
 
 impl Speed {
@@ -98,6 +100,7 @@ impl Speed {
             last_at: at,
             last_done: done,
             recent: std::collections::VecDeque::with_capacity(Self::WINDOW),
+            counted: 0,
         }
     }
 
@@ -111,12 +114,17 @@ impl Speed {
             }
             self.recent
                 .push_back((at.duration_since(self.last_at).as_secs_f64(), audio));
+            self.counted += 1;
             self.last_at = at;
             self.last_done = done;
         }
+        // The job's first interval carries one-off costs (the whisper state's buffers, the
+        // first touch of the weights): left out as soon as there is another.
+        let skip = usize::from(self.counted == self.recent.len() && self.recent.len() > 1);
         let (wall, audio) = self
             .recent
             .iter()
+            .skip(skip)
             .fold((0.0, 0.0), |(w, a), (dw, da)| (w + dw, a + da));
         (audio > 0.0).then(|| wall / audio)
     }
@@ -659,9 +667,10 @@ mod tests {
         let sr = SAMPLE_RATE as u64;
         let mut sp = Speed::new(t0, 0);
         assert_eq!(sp.update(at(30.0), 30 * sr), Some(1.0)); // 30 s of audio in 30 s
-        assert_eq!(sp.update(at(40.0), 60 * sr), Some(40.0 / 60.0)); // then 30 s in 10 s
+        // then 30 s in 10 s: the first (warm-up) interval is left out
+        assert_eq!(sp.update(at(40.0), 60 * sr), Some(10.0 / 30.0));
         // under a second of audio says nothing
-        assert_eq!(sp.update(at(45.0), 60 * sr + 100), Some(40.0 / 60.0));
+        assert_eq!(sp.update(at(45.0), 60 * sr + 100), Some(10.0 / 30.0));
         // after WINDOW more batches at 0.5, the first ones no longer count
         let mut t = 40.0;
         for i in 0..Speed::WINDOW as u64 {
