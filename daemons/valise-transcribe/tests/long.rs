@@ -18,12 +18,12 @@ async fn a_long_job_reports_position_a_fair_eta_and_its_segments_so_far() {
     let srv = start(config(dir.path(), "whisper-tiny.en-q8_0")).await;
     let c = &srv.client;
 
-    // About 6 minutes of speech: JFK 32 times over (a tenth of it is past the first batch).
+    // About 12 minutes of speech: JFK 64 times over (a tenth of it is past the first batch).
     let long = dir.path().join("long.flac");
     let jfk = testdata("jfk.wav");
     ffmpeg(&[
         "-stream_loop",
-        "31",
+        "63",
         "-i",
         jfk.to_str().unwrap(),
         long.to_str().unwrap(),
@@ -54,9 +54,10 @@ async fn a_long_job_reports_position_a_fair_eta_and_its_segments_so_far() {
                     started.elapsed().as_secs_f64(),
                     s.eta_secs.map(|e| e.round())
                 );
-                // Progress is the position, not the decoder's read-ahead.
+                // Progress is the position, not the decoder's read-ahead (the two are stored one
+                // after the other: a read in between may see them one batch apart).
                 assert!(
-                    (f64::from(s.progress) - pos / duration * 0.99).abs() < 0.02,
+                    (f64::from(s.progress) - pos / duration * 0.99).abs() < 0.02 + 30.0 / duration,
                     "{s:?}"
                 );
                 if first_eta.is_none()
