@@ -12,7 +12,7 @@ image_bins() {
 # file system tree). The binaries are the caller's (they differ per architecture).
 stage_common() {
   local stage=$1 img=$REPO/image f m store_slot
-  store_slot=$(readlink -f "$STORE/current")
+  store_slot=$(readlink -f "$STORE/current") || die "no model store at $STORE (scripts/setup)"
   install -d "$stage/usr/bin" "$stage/usr/lib/systemd/system" "$stage/usr/lib/sysusers.d" \
     "$stage/usr/lib/tmpfiles.d" "$stage/etc/valise" "$stage/usr/lib/valise/models/factory"
   install -m 0644 "$REPO"/systemd/*.service "$REPO"/systemd/*.timer "$stage/usr/lib/systemd/system/" 2>/dev/null || true
