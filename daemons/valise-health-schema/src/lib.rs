@@ -16,10 +16,12 @@
 //! bounded identifier ([`ident`]: a version, a model id, a unit name; no spaces, no `/`,
 //! at most 64 bytes). Counts and figures are integers. See `README.md`.
 
+pub mod counts;
 pub mod ident;
 pub mod message;
 pub mod topic;
 
+pub use counts::PortalCounts;
 pub use ident::{Ident, InvalidIdent, Name, Percent, UnitName, Version};
 pub use message::*;
 pub use topic::{BoxId, Channel, TOPIC_ROOT, fleet_filter, parse_topic};

@@ -139,7 +139,12 @@ pub struct Versions {
 #[serde(rename_all = "snake_case")]
 pub enum BootReason {
     PowerOn,
+    /// The previous boot ended with an orderly shutdown or reboot (valise-health was stopped
+    /// by systemd; an orderly power-off and power-on reads the same).
     Reboot,
+    /// The previous boot ended without an orderly shutdown: a power cut, a hang, a kernel
+    /// panic, a watchdog or the reset button (which one is not known).
+    Unexpected,
     Watchdog,
     /// Rebooted into a newly installed update.
     Update,
@@ -202,6 +207,10 @@ pub struct BundleStatus {
 pub struct UpdateReport {
     /// Unix seconds when the attempt ended.
     pub at: u64,
+    /// The bundle updated (valise-update's bundle id); `from` and `to` are its versions (`0`:
+    /// none installed before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bundle: Option<Ident>,
     pub from: Version,
     pub to: Version,
     pub outcome: UpdateOutcome,
@@ -306,16 +315,26 @@ pub struct EventMessage {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Event {
+    /// An update began (sent when a reading sees the updater switching, or, when the update
+    /// was over between two readings, just before its outcome).
     UpdateStarted {
+        /// The bundle (valise-update's bundle id); `from` and `to` are its versions, `0`
+        /// when none was installed before.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bundle: Option<Ident>,
         from: Version,
         to: Version,
     },
     UpdateFinished {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bundle: Option<Ident>,
         from: Version,
         to: Version,
         outcome: UpdateOutcome,
     },
     UpdateRolledBack {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bundle: Option<Ident>,
         /// The version that failed.
         from: Version,
         /// The version the box is back on.

@@ -8,15 +8,17 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use valise_health_schema::{
-    BootReason, DiskArea, Event, EventMessage, Expiring, ExpiryDays, HealthMessage, Ident,
-    JobCounts, ModelKind, ModelStatus, Percent, UnitState, UnitStatus, V1, Version, Versions,
+    BootReason, BundleStatus, DiskArea, Event, EventMessage, Expiring, ExpiryDays, HealthMessage,
+    Ident, ModelKind, ModelStatus, Percent, RollbackReason, UnitState, UnitStatus, UpdateOutcome,
+    UpdateReport, V1, Version, Versions,
 };
 
 use crate::config::Config;
 use crate::host::{CpuTimes, Host};
-use crate::portal::{self, PortalCounts};
+use crate::portal::{self, Counts, SignInWindow};
 use crate::spool::{Class, Spool};
 use crate::systemd::Systemd;
+use crate::update::{HistoryEntry, UpdateApi, UpdaterStatus};
 
 /// Collector state between readings: what was last seen, to send events on changes only.
 #[derive(Debug)]
@@ -32,6 +34,21 @@ pub struct Collector {
     sign_ins_alerted: bool,
     expiry_warned: [Option<i32>; 2],
     certificate_not_after: Option<u64>,
+    boot_reason: BootReason,
+    sign_in_window: SignInWindow,
+    updater: UpdateApi,
+    /// What the last answer of valise-update said, to send events on changes only.
+    update_seen: Option<UpdateSeen>,
+}
+
+/// valise-update as last read.
+#[derive(Debug, Default)]
+struct UpdateSeen {
+    installed: BTreeMap<String, u64>,
+    /// The history records seen (the updater keeps the last 100).
+    history: Vec<HistoryEntry>,
+    /// `update_started` was sent for this bundle version.
+    started: Option<(String, u64)>,
 }
 
 /// What one reading found.
@@ -89,24 +106,109 @@ fn models(store: &Path) -> Vec<ModelStatus> {
         .collect()
 }
 
-/// `signed.expires` of a TUF `timestamp.json`, as Unix seconds.
-fn metadata_expires(path: &Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
-    if bytes.len() > 1 << 20 {
-        return None;
+fn version(v: u64) -> Version {
+    Version::new(&v.to_string()).expect("a number is a valid version")
+}
+
+/// The installed bundles, as valise-update lists them.
+fn bundles(s: &UpdaterStatus) -> Vec<BundleStatus> {
+    s.installed
+        .iter()
+        .filter_map(|(id, v)| {
+            Some(BundleStatus {
+                name: Ident::new(id).ok()?,
+                version: version(*v),
+            })
+        })
+        .take(64)
+        .collect()
+}
+
+fn outcome(e: &HistoryEntry) -> Option<UpdateOutcome> {
+    match e.outcome.as_str() {
+        "installed" => Some(UpdateOutcome::Installed),
+        "rolled_back" => Some(UpdateOutcome::RolledBack),
+        _ => None,
     }
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    let s = v.get("signed")?.get("expires")?.as_str()?;
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()?;
-    u64::try_from(t.unix_timestamp()).ok()
+}
+
+/// The last install or rollback (`from`: the bundle's version before, `0` for none).
+fn last_update(s: &UpdaterStatus) -> Option<UpdateReport> {
+    let e = s.history.iter().rev().find(|e| outcome(e).is_some())?;
+    Some(UpdateReport {
+        at: u64::try_from(e.at).unwrap_or(0),
+        bundle: Ident::new(&e.bundle).ok(),
+        from: version(e.from_version.unwrap_or(0)),
+        to: version(e.version),
+        outcome: outcome(e)?,
+    })
+}
+
+impl UpdateSeen {
+    /// The events between the last answer and `now`: `update_started` when the updater is
+    /// seen switching to a bundle version; for each new history record, `update_started`
+    /// first if the update began and ended between two readings, then `update_finished`
+    /// (installed) or `update_rolled_back`.
+    fn events(&mut self, s: &UpdaterStatus, events: &mut Vec<Event>) {
+        if let Some((b, v)) = s.phase.as_ref().and_then(|p| p.switching())
+            && self.started.as_ref() != Some(&(b.to_owned(), v))
+        {
+            let from = self
+                .installed
+                .get(b)
+                .or_else(|| s.installed.get(b).filter(|x| **x != v))
+                .copied()
+                .unwrap_or(0);
+            events.push(Event::UpdateStarted {
+                bundle: Ident::new(b).ok(),
+                from: version(from),
+                to: version(v),
+            });
+            self.started = Some((b.to_owned(), v));
+        }
+        for e in s.history.iter().filter(|e| !self.history.contains(e)) {
+            let Some(outcome) = outcome(e) else { continue };
+            let bundle = Ident::new(&e.bundle).ok();
+            let from = version(e.from_version.unwrap_or(0));
+            let to = version(e.version);
+            if self.started.as_ref() != Some(&(e.bundle.clone(), e.version)) {
+                events.push(Event::UpdateStarted {
+                    bundle: bundle.clone(),
+                    from: from.clone(),
+                    to: to.clone(),
+                });
+            }
+            self.started = None;
+            events.push(match outcome {
+                UpdateOutcome::RolledBack => Event::UpdateRolledBack {
+                    bundle,
+                    from: to,
+                    to: from,
+                    // The updater rolls back when the engines do not come up with the new
+                    // bundle or its acceptance cases fail: the box's health check.
+                    reason: RollbackReason::HealthCheckFailed,
+                },
+                outcome => Event::UpdateFinished {
+                    bundle,
+                    from,
+                    to,
+                    outcome,
+                },
+            });
+        }
+        self.installed = s.installed.clone();
+        self.history = s.history.clone();
+    }
 }
 
 impl Collector {
     /// `certificate_not_after`: the box certificate's expiry (Unix seconds), when enrolled.
-    pub fn new(cfg: Config, certificate_not_after: Option<u64>) -> Self {
+    /// `boot_reason`: decided once at start (`boot.rs`).
+    pub fn new(cfg: Config, certificate_not_after: Option<u64>, boot_reason: BootReason) -> Self {
         let host = Host::default();
         let cpu_before = host.cpu_times();
         let systemd = Systemd::new(cfg.read_timeout());
+        let updater = UpdateApi::new(cfg.update_socket.clone(), cfg.read_timeout());
         Self {
             cfg,
             host,
@@ -118,7 +220,16 @@ impl Collector {
             sign_ins_alerted: false,
             expiry_warned: [None, None],
             certificate_not_after,
+            boot_reason,
+            sign_in_window: SignInWindow::default(),
+            updater,
+            update_seen: None,
         }
+    }
+
+    /// The client of valise-update's socket (for `check_for_updates`).
+    pub fn updater(&self) -> UpdateApi {
+        self.updater.clone()
     }
 
     /// Reads everything once. `seq` is left 0: the spool numbers messages when they are
@@ -126,25 +237,48 @@ impl Collector {
     pub async fn read(&mut self, now: u64) -> Reading {
         let mut events = Vec::new();
         let units = self.read_units(&mut events).await;
-        let counts = portal::counts(
-            self.cfg.portal_db.clone(),
+        let counts = portal::read(
+            &self.cfg.portal_counts,
             now,
-            self.cfg.alerts.failed_sign_ins_window_s,
-            self.cfg.read_timeout(),
+            self.cfg.portal_counts_max_age_s,
         )
-        .await;
+        .map(|c| {
+            let window = self.cfg.alerts.failed_sign_ins_window_s;
+            let n = self
+                .sign_in_window
+                .push(now, c.failed_sign_ins_total, window);
+            Counts::of(&c, n)
+        });
         self.sign_ins(counts, &mut events);
+        let update = self.updater.status().await;
+        if let Some(s) = &update {
+            match &mut self.update_seen {
+                Some(seen) => seen.events(s, &mut events),
+                // The first answer is the baseline: what happened before valise-health
+                // started is in `last_update`, not sent again as events.
+                None => {
+                    self.update_seen = Some(UpdateSeen {
+                        installed: s.installed.clone(),
+                        history: s.history.clone(),
+                        started: s
+                            .phase
+                            .as_ref()
+                            .and_then(|p| p.switching())
+                            .map(|(b, v)| (b.to_owned(), v)),
+                    });
+                }
+            }
+        }
         let cpu_now = self.host.cpu_times();
         let resources = self.host.resources(self.cpu_before, &self.cfg.data_dir);
         self.cpu_before = cpu_now.or(self.cpu_before);
         self.disk(&mut events);
         let expiry = ExpiryDays {
             certificate: self.certificate_not_after.map(|t| days_until(t, now)),
-            update_metadata: self
-                .cfg
-                .update_metadata
-                .as_deref()
-                .and_then(metadata_expires)
+            update_metadata: update
+                .as_ref()
+                .and_then(|s| s.metadata_expires)
+                .and_then(|t| u64::try_from(t).ok())
                 .map(|t| days_until(t, now)),
         };
         self.expiry(&expiry, &mut events);
@@ -164,13 +298,12 @@ impl Collector {
                     .and_then(|h| Ident::new(h).ok()),
             },
             uptime_s: self.host.uptime_s().unwrap_or(0),
-            // What valise-update records about the last boot is not read yet.
-            boot_reason: BootReason::Unknown,
+            boot_reason: self.boot_reason,
             units,
             models: models(&self.cfg.model_store),
-            bundles: Vec::new(),
-            last_update: None,
-            jobs: counts.map(|c| c.jobs).unwrap_or(JobCounts::default()),
+            bundles: update.as_ref().map(bundles).unwrap_or_default(),
+            last_update: update.as_ref().and_then(last_update),
+            jobs: counts.map(|c| c.jobs).unwrap_or_default(),
             resources,
             expiry,
         };
@@ -178,6 +311,8 @@ impl Collector {
             &health.versions,
             &health.units,
             &health.models,
+            &health.bundles,
+            &health.last_update,
             &health.expiry,
             self.disk_full,
         ))
@@ -189,14 +324,6 @@ impl Collector {
             events,
             changed,
         }
-    }
-
-    /// `check_for_updates`: starts `valise-update.service` (a oneshot check) through systemd.
-    pub async fn start_update_check(&mut self) -> Result<(), String> {
-        self.systemd
-            .start("valise-update.service")
-            .await
-            .map_err(|e| e.to_string())
     }
 
     async fn read_units(&mut self, events: &mut Vec<Event>) -> Vec<UnitStatus> {
@@ -226,7 +353,7 @@ impl Collector {
         units
     }
 
-    fn sign_ins(&mut self, counts: Option<PortalCounts>, events: &mut Vec<Event>) {
+    fn sign_ins(&mut self, counts: Option<Counts>, events: &mut Vec<Event>) {
         let Some(c) = counts else { return };
         let over = c.failed_sign_ins >= self.cfg.alerts.failed_sign_ins;
         if over && !self.sign_ins_alerted {

@@ -16,7 +16,6 @@ pub const DEFAULT_UNITS: &[&str] = &[
     "valise-transcribe.service",
     "valise-translate.service",
     "valise-update.service",
-    "valise-update.timer",
     "valise-health.service",
 ];
 
@@ -49,9 +48,19 @@ pub struct Config {
     pub publish_timeout_s: u64,
     /// Units whose state and restart count are reported.
     pub units: Vec<String>,
-    /// The portal's database, opened read-only for counts (queue depth, jobs per hour,
-    /// failed sign-ins). Default `/var/lib/valise-portal/portal.db`.
-    pub portal_db: PathBuf,
+    /// The counts the portal publishes (queue depth, jobs per hour, failed sign-ins;
+    /// `portal.rs`): valise-health never opens the portal's database. Default
+    /// `/run/valise-portal/counts.json`.
+    pub portal_counts: PathBuf,
+    /// Seconds after which the portal's counts file is too old to report (the portal
+    /// stopped). Default 60.
+    pub portal_counts_max_age_s: u64,
+    /// valise-update's socket (`update.rs`): installed bundles, last update, update events,
+    /// the metadata's expiry, and `check_for_updates`. Default `/run/valise/update.sock`.
+    pub update_socket: PathBuf,
+    /// The kernel's boot id, to tell a new boot from a restart of valise-health (`boot.rs`).
+    /// Default `/proc/sys/kernel/random/boot_id`.
+    pub boot_id: PathBuf,
     /// The model store (its `current/manifest.toml` lists installed models). Default
     /// `/var/lib/valise/models`.
     pub model_store: PathBuf,
@@ -62,10 +71,7 @@ pub struct Config {
     pub os_release: PathBuf,
     /// The hardware model reported (`jetson-orin-nx-16`); absent by default.
     pub hardware: Option<String>,
-    /// The update repository's `timestamp.json` (TUF), for the days until the update
-    /// metadata expires; absent by default (then not reported).
-    pub update_metadata: Option<PathBuf>,
-    /// Milliseconds any one read of systemd or the portal's database may take. Default 2000.
+    /// Milliseconds any one read of systemd or valise-update may take. Default 2000.
     pub read_timeout_ms: u64,
     pub alerts: Alerts,
     pub spool: SpoolSection,
@@ -115,12 +121,14 @@ impl Default for Config {
             reconnect_max_s: 60,
             publish_timeout_s: 20,
             units: DEFAULT_UNITS.iter().map(|s| (*s).to_owned()).collect(),
-            portal_db: PathBuf::from("/var/lib/valise-portal/portal.db"),
+            portal_counts: PathBuf::from("/run/valise-portal/counts.json"),
+            portal_counts_max_age_s: 60,
+            update_socket: PathBuf::from("/run/valise/update.sock"),
+            boot_id: PathBuf::from("/proc/sys/kernel/random/boot_id"),
             model_store: PathBuf::from("/var/lib/valise/models"),
             data_dir: PathBuf::from("/var/lib"),
             os_release: PathBuf::from("/etc/os-release"),
             hardware: None,
-            update_metadata: None,
             read_timeout_ms: 2000,
             alerts: Alerts::default(),
             spool: SpoolSection::default(),
@@ -177,6 +185,7 @@ impl Config {
             ("reconnect_max_s", self.reconnect_max_s),
             ("publish_timeout_s", self.publish_timeout_s),
             ("read_timeout_ms", self.read_timeout_ms),
+            ("portal_counts_max_age_s", self.portal_counts_max_age_s),
         ] {
             if v == 0 {
                 return Err(format!("{name} must be above 0"));

@@ -8,12 +8,15 @@
 //! ```text
 //!  collector (collect.rs)                    spool (spool.rs)               link (link.rs)
 //!  kernel, systemd (D-Bus), portal counts ─▶ push, fsync ─▶ segments ─▶ front/ack ─▶ MQTT 5/TLS
+//!  file, valise-update's API (update.sock)
 //!  every check_interval_s; health every       bounded, ordered,             status online/will
 //!  health_interval_s and at once on change     survives SIGKILL              offline; cmd ◀──
 //!          ▲                                                                      │
 //!          └───────────────── commands (check_for_updates, report_health_now) ◀───┘
+//!  check_for_updates = POST /check on valise-update's socket
 //! ```
 
+pub mod boot;
 pub mod collect;
 pub mod config;
 pub mod error;
@@ -23,6 +26,7 @@ pub mod link;
 pub mod portal;
 pub mod spool;
 pub mod systemd;
+pub mod update;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -92,7 +96,10 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
         stop_rx,
     ));
 
-    let mut collector = collect::Collector::new(cfg.clone(), not_after);
+    let mut boot = boot::Boot::start(&cfg.state_dir, &cfg.boot_id);
+    tracing::info!(boot_reason = ?boot.reason(), "boot");
+    let mut collector = collect::Collector::new(cfg.clone(), not_after, boot.reason());
+    let checking = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let mut check = tokio::time::interval(Duration::from_secs(cfg.check_interval_s));
     check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let health_every = Duration::from_secs(cfg.health_interval_s);
@@ -109,10 +116,7 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
                         tracing::info!(id = c.id, "command report_health_now: sending health now");
                         force = true;
                     }
-                    Command::CheckForUpdates => match collector.start_update_check().await {
-                        Ok(()) => tracing::info!(id = c.id, "command check_for_updates: valise-update.service started"),
-                        Err(e) => tracing::warn!(id = c.id, error = %e, "command check_for_updates: cannot start valise-update.service"),
-                    },
+                    Command::CheckForUpdates => check_for_updates(c.id, collector.updater(), &checking),
                 },
                 None => continue,
             },
@@ -148,5 +152,40 @@ pub async fn run(cfg: Config, shutdown: impl Future<Output = ()>) -> Result<()> 
     }
     let _ = stop_tx.send(true);
     let _ = link.await;
+    boot.stopped_cleanly();
     Ok(())
+}
+
+/// `check_for_updates`: `POST /check` on valise-update's socket, on a task of its own (a
+/// check with downloads takes long; the collector goes on). One at a time: while one is
+/// asked, another command is logged and dropped.
+fn check_for_updates(
+    id: u64,
+    api: update::UpdateApi,
+    checking: &Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    if checking.swap(true, Ordering::SeqCst) {
+        tracing::info!(
+            id,
+            "command check_for_updates: a check asked for earlier is still running"
+        );
+        return;
+    }
+    tracing::info!(
+        id,
+        "command check_for_updates: asking valise-update for a check"
+    );
+    let checking = checking.clone();
+    tokio::spawn(async move {
+        match api.check().await {
+            Ok(outcome) => {
+                tracing::info!(id, outcome = %outcome, "command check_for_updates: valise-update ran a check");
+            }
+            Err(e) => {
+                tracing::warn!(id, error = %e, "command check_for_updates: valise-update did not run a check");
+            }
+        }
+        checking.store(false, Ordering::SeqCst);
+    });
 }

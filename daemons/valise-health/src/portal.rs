@@ -1,79 +1,127 @@
-//! Counts from the portal's database, read-only: queue depth, jobs finished in the last hour,
-//! failed sign-ins in a window. Counts only: the queries select `count(*)`, never a title, a
-//! file name or a user name, so there is nothing else to leak.
+//! The portal's counts, from the file the portal publishes (`/run/valise-portal/counts.json`,
+//! `valise_health_schema::PortalCounts`): queue depth, jobs finished and failed in the last
+//! hour, and a rising counter of failed sign-ins. valise-health never opens the portal's
+//! database (0600 in a 0700 directory: it holds password hashes, user names and titles); the
+//! portal writes integers only into a directory only valise-health may read.
 //!
-//! The database is opened read-only for each reading (`SQLITE_OPEN_READ_ONLY`), in WAL mode a
-//! reader never blocks the portal's writer; a busy database makes the reading give up after
-//! `busy_timeout` rather than wait, and the whole reading runs on a blocking thread under the
-//! daemon's read deadline.
+//! A file older than `portal_counts_max_age_s` is treated as absent (the portal stopped):
+//! stale figures are not reported as current. Failed sign-ins within the alert window are the
+//! rise of the counter over that window, measured by valise-health's own readings
+//! ([`SignInWindow`]); failures before valise-health started are not counted.
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::io::Read;
+use std::path::Path;
 
-use rusqlite::{Connection, OpenFlags};
-use valise_health_schema::JobCounts;
+use valise_health_schema::{JobCounts, PortalCounts};
 
 /// One reading of the portal.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct PortalCounts {
+pub struct Counts {
     pub jobs: JobCounts,
     /// Failed and throttled sign-ins within the window.
     pub failed_sign_ins: u32,
 }
 
-fn count(c: &Connection, sql: &str, params: impl rusqlite::Params) -> rusqlite::Result<u32> {
-    c.query_row(sql, params, |r| r.get::<_, i64>(0))
-        .map(|n| u32::try_from(n.max(0)).unwrap_or(u32::MAX))
-}
-
-fn read(db: &Path, now: i64, window_s: u32, busy: Duration) -> rusqlite::Result<PortalCounts> {
-    let c = Connection::open_with_flags(
-        db,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    c.busy_timeout(busy)?;
-    let hour = now - 3600;
-    Ok(PortalCounts {
-        jobs: JobCounts {
-            queued: count(&c, "SELECT count(*) FROM jobs WHERE state = 'queued'", [])?,
-            running: count(&c, "SELECT count(*) FROM jobs WHERE state = 'running'", [])?,
-            done_last_hour: count(
-                &c,
-                "SELECT count(*) FROM jobs WHERE state = 'done' AND finished_at >= ?1",
-                [hour],
-            )?,
-            failed_last_hour: count(
-                &c,
-                "SELECT count(*) FROM jobs WHERE state = 'failed' AND finished_at >= ?1",
-                [hour],
-            )?,
-        },
-        failed_sign_ins: count(
-            &c,
-            "SELECT count(*) FROM audit WHERE action IN ('login_failed', 'login_throttled') \
-             AND at >= ?1",
-            [now - i64::from(window_s)],
-        )?,
-    })
-}
-
-/// Reads the counts; `None` when the database is absent, unreadable, busy or slow.
-pub async fn counts(db: PathBuf, now: u64, window_s: u32, limit: Duration) -> Option<PortalCounts> {
-    if !db.exists() {
+/// Reads the counts file; `None` when it is absent, unreadable, malformed or older than
+/// `max_age_s` at `now`.
+pub fn read(path: &Path, now: u64, max_age_s: u64) -> Option<PortalCounts> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read the portal's counts");
+            }
+            return None;
+        }
+    };
+    let mut bytes = Vec::new();
+    f.take(PortalCounts::MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
+    let c: PortalCounts = match serde_json::from_slice(&bytes) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "the portal's counts do not parse");
+            return None;
+        }
+    };
+    if now.saturating_sub(c.at) > max_age_s {
+        tracing::debug!(
+            age_s = now.saturating_sub(c.at),
+            "the portal's counts are stale"
+        );
         return None;
     }
-    let now = i64::try_from(now).ok()?;
-    let busy = limit / 2;
-    let task = tokio::task::spawn_blocking(move || read(&db, now, window_s, busy));
-    match tokio::time::timeout(limit, task).await {
-        Ok(Ok(Ok(c))) => Some(c),
-        Ok(Ok(Err(e))) => {
-            tracing::warn!(error = %e, "cannot read the portal's counts");
-            None
+    Some(c)
+}
+
+/// The failed-sign-in counter as valise-health saw it, to count the rise within a window.
+#[derive(Debug, Default)]
+pub struct SignInWindow {
+    samples: VecDeque<(u64, u64)>,
+}
+
+impl SignInWindow {
+    /// Adds a reading of the counter at `now`; returns the failed sign-ins within the last
+    /// `window_s` (the rise since the last reading at or before `now - window_s`, or since the
+    /// first reading when there is none that old).
+    pub fn push(&mut self, now: u64, total: u64, window_s: u32) -> u32 {
+        if self.samples.back().is_some_and(|&(_, t)| total < t) {
+            // The counter went back (a new database): start over.
+            self.samples.clear();
         }
-        Ok(Err(_)) | Err(_) => {
-            tracing::warn!("reading the portal's counts timed out");
-            None
+        self.samples.push_back((now, total));
+        let since = now.saturating_sub(u64::from(window_s));
+        // Keep one reading at or before the window's start, as the base.
+        while self.samples.len() > 1 && self.samples[1].0 <= since {
+            self.samples.pop_front();
         }
+        let base = self.samples.front().map_or(total, |&(_, t)| t);
+        u32::try_from(total - base).unwrap_or(u32::MAX)
+    }
+}
+
+impl Counts {
+    pub fn of(c: &PortalCounts, failed_sign_ins: u32) -> Self {
+        Self {
+            jobs: c.jobs,
+            failed_sign_ins,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_sign_ins_are_the_rise_within_the_window() {
+        let mut w = SignInWindow::default();
+        assert_eq!(
+            w.push(1000, 7, 900),
+            0,
+            "what came before valise-health is not counted"
+        );
+        assert_eq!(w.push(1015, 9, 900), 2);
+        assert_eq!(w.push(1500, 12, 900), 5);
+        // 1015 is now at or before the window's start (1920 - 900 = 1020): the base is 9.
+        assert_eq!(w.push(1920, 12, 900), 3);
+        assert_eq!(w.push(3000, 12, 900), 0);
+        // A new database: the counter starts over.
+        assert_eq!(w.push(3015, 1, 900), 0);
+        assert_eq!(w.push(3030, 4, 900), 3);
+    }
+
+    #[test]
+    fn stale_or_malformed_files_are_absent() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let p = d.path().join("counts.json");
+        assert_eq!(read(&p, 100, 60), None);
+        std::fs::write(&p, r#"{"v":1,"at":100,"jobs":{"queued":1,"running":0,"done_last_hour":2,"failed_last_hour":0},"failed_sign_ins_total":3}"#).expect("write");
+        assert_eq!(read(&p, 130, 60).map(|c| c.jobs.done_last_hour), Some(2));
+        assert_eq!(read(&p, 161, 60), None, "stale");
+        std::fs::write(&p, r#"{"v":1,"at":100,"user":"x"}"#).expect("write");
+        assert_eq!(read(&p, 100, 60), None);
     }
 }

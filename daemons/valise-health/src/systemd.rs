@@ -1,7 +1,6 @@
-//! systemd over D-Bus (zbus): the state and restart count of each Valise unit, and starting
-//! `valise-update.service` for the `check_for_updates` command.
+//! systemd over D-Bus (zbus): the state and restart count of each Valise unit.
 //!
-//! Read-only apart from that one start; every call has a deadline (`read_timeout_ms`), so a
+//! Read-only (`check_for_updates` goes to valise-update's socket, `update.rs`); every call has a deadline (`read_timeout_ms`), so a
 //! hung bus delays one health message's unit list, never the daemon. The bus is the system
 //! bus (`DBUS_SYSTEM_BUS_ADDRESS` when set, as zbus reads it): tests point it at the fake
 //! systemd of `tests/e2e/src/fake_systemd.rs`.
@@ -99,22 +98,5 @@ impl Systemd {
             });
         }
         Ok(out)
-    }
-
-    /// `StartUnit(name, "replace")`: queues the unit's start (a oneshot check, for
-    /// `valise-update.service`); returns once systemd accepted the job.
-    pub async fn start(&mut self, name: &str) -> zbus::Result<()> {
-        let timeout = self.timeout;
-        let fut = async {
-            let conn = self.conn().await?;
-            ManagerProxy::new(&conn)
-                .await?
-                .start_unit(name, "replace")
-                .await
-        };
-        match tokio::time::timeout(timeout, fut).await {
-            Ok(r) => r.map(drop),
-            Err(_) => Err(zbus::Error::Failure("StartUnit timed out".into())),
-        }
     }
 }

@@ -1,8 +1,8 @@
 //! Issue 9, item 4: valise-health never sends content. Real work first (the portal with the
 //! real engines: a recording transcribed and its transcript translated, a document translated,
 //! text translated, failed sign-ins, all with distinctive file names, words and user names),
-//! then valise-health reads that box (the portal's real database, the real model store, the
-//! fake systemd with a crashing engine) and every message kind it sends is collected from a
+//! then valise-health reads that box (the counts the running portal publishes from its real
+//! database, the real model store, the fake systemd with a crashing engine) and every message kind it sends is collected from a
 //! real Mosquitto: status (online, and offline as the will), health (live and replayed),
 //! events (failed_sign_ins, disk_nearly_full, expiry_soon, engine_crashed, engine_restarted).
 //! None holds a file name, a word of the text or transcript, or a user name; neither does the
@@ -45,12 +45,14 @@ const SECRETS: &[&str] = &[
 ];
 
 /// Runs real jobs on a real portal with the real engines (the portal's own test harness);
-/// returns the stopped portal, whose directory holds its database.
-async fn real_work() -> Portal {
+/// returns the portal, still running and publishing its counts into `counts` every second.
+async fn real_work(counts: &std::path::Path) -> Portal {
     let dir = tempfile::tempdir().unwrap();
     let (_t, _l) = valise_e2e::engines::start_engines(dir.path(), 2);
-    let config = portal::config_in(dir.path());
-    let mut portal = Portal::start_with(dir, config).await;
+    let mut config = portal::config_in(dir.path());
+    config.counts.file = counts.to_owned();
+    config.counts.interval_secs = 1;
+    let portal = Portal::start_with(dir, config).await;
     portal.add_user(USER, false);
 
     // Failed sign-ins: a wrong password for the real user, an unknown name.
@@ -99,14 +101,14 @@ async fn real_work() -> Portal {
         )
         .await);
     done(tr["id"].as_str().unwrap()).await;
-    portal.stop().await;
     portal
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_message_of_any_kind_carries_content() {
-    let portal = real_work().await;
-    let db = portal.config.db_path();
+    let run = tempfile::tempdir().unwrap();
+    let counts = run.path().join("counts.json");
+    let mut portal = real_work(&counts).await;
 
     let mut fleet = Fleet::start(&["lisbon.box-1"], &[]);
     let fake = FakeSystemd::start_ok().await;
@@ -125,13 +127,13 @@ async fn no_message_of_any_kind_carries_content() {
     // The box starts with the broker down: its first messages wait in the spool (replayed).
     fleet.broker.stop();
     let store = valise_e2e::store();
-    let db_s = format!("{:?}", db.display().to_string());
+    let counts_s = format!("{:?}", counts.display().to_string());
     let store_s = format!("{:?}", store.display().to_string());
     let mut d = Daemon::start(
         &fleet,
         "lisbon.box-1",
         &[
-            ("portal_db", db_s.as_str()),
+            ("portal_counts", counts_s.as_str()),
             ("model_store", store_s.as_str()),
             ("health_interval_s", "1"),
             // Low thresholds so that every event kind fires on this machine.
@@ -141,6 +143,14 @@ async fn no_message_of_any_kind_carries_content() {
         Some(fake.address()),
     );
     d.wait_log("spooled health", WAIT).await;
+    // Failed sign-ins while valise-health watches (it counts the rise of the portal's counter
+    // within its window, from its first reading on).
+    for p in ["wrong ambassador", "x"] {
+        assert_ne!(
+            portal.client().login(INTRUDER, p).await.status(),
+            StatusCode::OK
+        );
+    }
     d.signal(Signal::SIGSTOP);
     fleet.broker.restart();
     let mut central = Central::connect(&fleet, "central-1", &filters).await;
@@ -175,7 +185,7 @@ async fn no_message_of_any_kind_carries_content() {
             "status" => format!("status:{}", m.json["state"].as_str().unwrap()),
             "health" if m.json["replayed"] == true => "health:replayed".into(),
             "health" => {
-                // The counts came from the portal's real database.
+                // The counts came from the portal's real database, through its counts file.
                 assert!(
                     m.json["jobs"]["done_last_hour"].as_u64().unwrap() >= 3,
                     "{}",
@@ -218,4 +228,5 @@ async fn no_message_of_any_kind_carries_content() {
             "{s:?} in the spool or log"
         );
     }
+    portal.stop().await;
 }

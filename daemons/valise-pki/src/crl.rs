@@ -84,14 +84,33 @@ pub fn check_der(
     if !signed {
         return Err(invalid(what, "its signature is not the CA's"));
     }
-    let number = crl.crl_number().and_then(|n| u64::try_from(n).ok());
-    Ok(CheckedCrl {
+    Ok(facts(&crl, der.clone()))
+}
+
+/// What one PEM CRL says about itself, its signature NOT checked: for display (`valisectl repo
+/// status`), never for trust.
+pub fn inspect(what: &str, pem: &str) -> Result<CheckedCrl> {
+    let mut all = crate::pem::crls(what, pem)?;
+    if all.len() != 1 {
+        return Err(invalid(what, format!("{} CRLs, one expected", all.len())));
+    }
+    let der = all.remove(0);
+    let (_, crl) = x509_parser::parse_x509_crl(der.as_ref())
+        .map_err(|e| invalid(what, format!("not an X.509 CRL: {e}")))?;
+    Ok(facts(&crl, der.clone()))
+}
+
+fn facts(
+    crl: &x509_parser::revocation_list::CertificateRevocationList<'_>,
+    der: CertificateRevocationListDer<'static>,
+) -> CheckedCrl {
+    CheckedCrl {
         this_update: time_of(crl.last_update()),
         next_update: crl.next_update().map(time_of),
-        number,
+        number: crl.crl_number().and_then(|n| u64::try_from(n).ok()),
         revoked: crl.iter_revoked_certificates().count(),
         der,
-    })
+    }
 }
 
 /// Whether `candidate` should replace the CRLs in `installed` (all of the same CA): it was

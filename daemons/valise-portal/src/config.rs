@@ -23,6 +23,29 @@ pub struct Config {
     pub connections: Connections,
     /// Days after which uploads and results are deleted (the default of the admin setting).
     pub retention_days: u32,
+    pub counts: Counts,
+}
+
+/// The counts valise-health reports (queue depth, jobs per hour, failed sign-ins): integers
+/// only, written atomically into a directory only valise-health may read (`counts.rs`), so
+/// that valise-health never opens the database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Counts {
+    /// The file; nothing is written when its directory does not exist (no valise-health on
+    /// this machine). Default `/run/valise-portal/counts.json`.
+    pub file: PathBuf,
+    /// Seconds between two writes. Default 5.
+    pub interval_secs: u64,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Self {
+            file: PathBuf::from("/run/valise-portal/counts.json"),
+            interval_secs: 5,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -132,6 +155,7 @@ impl Default for Config {
             sessions: Sessions::default(),
             connections: Connections::default(),
             retention_days: 7,
+            counts: Counts::default(),
         }
     }
 }
@@ -196,6 +220,9 @@ impl Config {
         }
         if self.sessions.idle_minutes == 0 || self.sessions.max_hours == 0 {
             return Err("session lifetimes must be above zero".into());
+        }
+        if self.counts.interval_secs == 0 {
+            return Err("counts.interval_secs must be above zero".into());
         }
         let c = &self.connections;
         if c.max == 0 || c.max_per_address == 0 || c.max_per_address > c.max {

@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod config;
+pub mod counts;
 pub mod db;
 pub mod dispatch;
 mod error;
@@ -59,6 +60,7 @@ pub async fn run(
     let app = http::router(state.clone());
     let dispatcher = tokio::spawn(dispatch::run(state.clone()));
     let forgetter = tokio::spawn(dispatch::forget_loop(state.clone()));
+    let counts = tokio::spawn(counts::publish_loop(state.clone()));
     let https_port = listener.local_addr()?.port();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let redirect_task = redirect.map(|l| {
@@ -76,6 +78,7 @@ pub async fn run(
     valise_daemon::notify("STOPPING=1");
     dispatcher.abort();
     forgetter.abort();
+    counts.abort();
     if let Some(t) = redirect_task {
         t.abort();
     }

@@ -2,7 +2,7 @@
 //!
 //! | method | path | body | answer |
 //! | --- | --- | --- | --- |
-//! | GET | `/status` | — | [`Status`] |
+//! | GET | `/status` | — | [`Status`] (installed bundles, last check, history, metadata expiry: what valisectl, the portal and valise-health read) |
 //! | POST | `/check` | — | the [`CheckRecord`] of a check of the repository, when it ends |
 //! | POST | `/apply` | `{"dir": "/media/usb/valise-repo"}` | the [`CheckRecord`] of a check of that copy |
 //!
@@ -46,6 +46,10 @@ pub struct Status {
     pub clock: String,
     /// Unix seconds: no metadata is accepted as valid before this time.
     pub time_floor: Option<i64>,
+    /// Unix seconds when the first of the stored top-level metadata (root, timestamp,
+    /// snapshot, targets: verified when they were stored) expires; absent before the first
+    /// successful check. valise-health reports the days left.
+    pub metadata_expires: Option<i64>,
     #[serde(flatten)]
     pub state: State,
 }
@@ -124,9 +128,33 @@ impl Api {
             next_check: self.next.get(),
             clock: clock.into(),
             time_floor: svc.floor().read().ok().map(|t| t.unix_timestamp()),
+            metadata_expires: metadata_expires(svc.metadata()),
             state: svc.read_state()?,
         })
     }
+}
+
+/// The earliest `signed.expires` of the stored top-level roles (they were verified before
+/// they were stored; a file that no longer parses is left out).
+fn metadata_expires(store: &valise_tuf::store::MetadataStore) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Signed {
+        expires: String,
+    }
+    #[derive(Deserialize)]
+    struct Metadata {
+        signed: Signed,
+    }
+    ["root", "timestamp", "snapshot", "targets"]
+        .into_iter()
+        .filter_map(|role| {
+            let bytes = store.read(role).ok()??;
+            let m: Metadata = serde_json::from_slice(&bytes).ok()?;
+            valise_tuf::schema::parse_expires(&m.signed.expires)
+                .ok()
+                .map(|t| t.unix_timestamp())
+        })
+        .min()
 }
 
 /// An error as the engines answer theirs ([`ApiError`]).

@@ -52,6 +52,9 @@ pub struct Service {
     state: StateFile,
     floor: TimeFloor,
     metadata: MetadataStore,
+    /// When the running check started: no new target download begins after its deadline
+    /// (`limits.check_deadline_secs`), so one check of many files cannot run for days.
+    check_started: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 fn s(e: impl std::fmt::Display) -> String {
@@ -75,6 +78,7 @@ impl Service {
             state: StateFile::new(dir),
             floor: TimeFloor::new(dir.join("time-floor"), initial),
             metadata: MetadataStore::open(dir.join("metadata"))?,
+            check_started: std::sync::Mutex::new(None),
             config,
             engines,
         })
@@ -135,6 +139,9 @@ impl Service {
 
     /// One check at clock reading `now`; its result is recorded as the last check.
     pub fn check(&self, origin: &Origin, now: OffsetDateTime) -> CheckRecord {
+        if let Ok(mut started) = self.check_started.lock() {
+            *started = Some(std::time::Instant::now());
+        }
         let (outcome, reason) = match self.run(origin, now) {
             Ok(r) => (r.outcome, r.reason),
             Err(reason) => (Outcome::Failed, reason),
@@ -310,6 +317,16 @@ impl Service {
         let sha = sha256_of(tf).ok_or_else(|| format!("{}: no sha256 listed", tf.name))?;
         let dest = self.config.state_dir.join("downloads").join(&sha);
         if !Updater::<Source>::cached_target(tf, &dest) {
+            let deadline = std::time::Duration::from_secs(self.config.limits.check_deadline_secs);
+            let started = self.check_started.lock().ok().and_then(|s| *s);
+            if started.is_some_and(|t| t.elapsed() >= deadline) {
+                return Err(format!(
+                    "{}: the check's deadline ({} s) has passed; what was downloaded is kept and \
+                     the next check resumes",
+                    tf.name,
+                    deadline.as_secs()
+                ));
+            }
             updater
                 .download_target(tf, &dest)
                 .map_err(|e| format!("target refused: {e}"))?;
@@ -419,6 +436,14 @@ impl Service {
         Ok(r)
     }
 
+    /// The version of `bundle` in slot `slot`, if it holds that bundle.
+    fn version_in(&self, slot: &str, bundle: &str) -> Option<u64> {
+        stage::bundles_of(&slot_path(self.root(), slot))
+            .ok()?
+            .get(bundle)
+            .map(|m| m.bundle.version)
+    }
+
     /// After the switch: restart, acceptance, then commit or roll back.
     fn finish_forward(&self) -> io::Result<Installed> {
         let Phase::Switching {
@@ -451,11 +476,13 @@ impl Service {
         match verdict {
             Ok(()) => {
                 let at = OffsetDateTime::now_utc().unix_timestamp();
+                let from_version = self.version_in(&from, &bundle);
                 self.state.update(|st| {
                     st.record(Entry {
                         at,
                         bundle: bundle.clone(),
                         version,
+                        from_version,
                         slot: to.clone(),
                         outcome: Outcome::Installed,
                         reason: "acceptance passed".into(),
@@ -520,11 +547,13 @@ impl Service {
         }
         killpoint!("rollback.after_restart");
         let at = OffsetDateTime::now_utc().unix_timestamp();
+        let from_version = self.version_in(&from, &bundle);
         self.state.update(|st| {
             st.record(Entry {
                 at,
                 bundle: bundle.clone(),
                 version,
+                from_version,
                 slot: to.clone(),
                 outcome: Outcome::RolledBack,
                 reason: why.clone(),

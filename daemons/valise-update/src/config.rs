@@ -46,7 +46,8 @@ pub struct Limits {
     pub idle_timeout_secs: u64,
     /// Per metadata file.
     pub metadata_timeout_secs: u64,
-    /// Per target file: the whole check's deadline.
+    /// The whole check's deadline: no target download starts after it, and no single
+    /// download runs longer (so a check ends within about twice this).
     pub check_deadline_secs: u64,
     /// Slow-retrieval defence: at least this many bytes per second, averaged over 60 s,
     /// after a 30 s grace.

@@ -43,6 +43,10 @@ pub struct Entry {
     pub at: i64,
     pub bundle: String,
     pub version: u64,
+    /// The version of `bundle` in the slot the update started from; absent when that slot
+    /// had none (a first install) or in records written before this field existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<u64>,
     pub slot: String,
     pub outcome: Outcome,
     pub reason: String,
@@ -144,6 +148,7 @@ mod tests {
             at: 10,
             bundle: "pten".into(),
             version: 2,
+            from_version: Some(1),
             slot: slot.into(),
             outcome,
             reason: "r".into(),

@@ -288,3 +288,23 @@ fn old_slots_are_pruned_to_the_configured_count() {
     assert_eq!(b.slots(), [made[3].as_str(), made[4].as_str(), "factory"]);
     assert_eq!(b.check_current()["pten"], 5);
 }
+
+#[test]
+fn no_download_starts_after_the_checks_deadline_and_the_next_check_installs() {
+    let mut b = TestBox::new();
+    b.repo.publish(&[bundle("pten", 1)]);
+    let eng = Shared::default();
+    let mut cfg = b.config();
+    cfg.limits.check_deadline_secs = 0;
+    let svc = Service::new(cfg, Box::new(eng.clone())).expect("service");
+    let r = apply(&svc, &b);
+    assert_eq!(r.outcome, Outcome::Failed, "{}", r.reason);
+    assert!(r.reason.contains("deadline"), "{}", r.reason);
+    assert_eq!(b.current(), "factory");
+    let calls = eng.0.calls.lock().expect("ok").clone();
+    assert!(calls.is_empty(), "{calls:?}");
+    let svc = service(&b, &eng);
+    let r = apply(&svc, &b);
+    assert_eq!(r.outcome, Outcome::Installed, "{}", r.reason);
+    assert_eq!(b.check_current()["pten"], 1);
+}

@@ -35,6 +35,17 @@ pub enum UserCommand {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// Check an administrator's password, read from standard input: exit status 0 only for
+    /// an enabled administrator with that password (`valisectl console` asks it before
+    /// showing a recovery key).
+    #[command(hide = true)]
+    Check {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        dir: DataDir,
+    },
     /// Set a new password (ends the user's sessions and API tokens).
     Passwd {
         name: String,
@@ -159,6 +170,27 @@ pub fn user(cmd: UserCommand) -> anyhow::Result<()> {
                     if u.disabled { "\tdisabled" } else { "" }
                 );
             }
+        }
+        UserCommand::Check {
+            name,
+            password_stdin,
+            dir,
+        } => {
+            let db = open(&dir)?;
+            let pw = read_password(password_stdin)?;
+            let found = db.with(|c| accounts::credentials(c, &name))?;
+            let (admin, phc) = match found {
+                Some((u, phc, disabled)) => (u.admin && !disabled, phc),
+                None => (false, String::new()),
+            };
+            let hasher = valise_portal::hashing::Hasher::new();
+            let ok = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(hasher.verify(pw, phc))
+            });
+            if !(ok && admin) {
+                bail!("not an administrator's name and password");
+            }
+            println!("ok");
         }
         UserCommand::Passwd {
             name,

@@ -36,6 +36,12 @@ pub enum Command {
     /// The model updater: check the repository now, apply a USB copy, show installed bundles,
     /// the last check and why, the next check.
     Update(crate::update::UpdateArgs),
+    /// The console for IT (tty1, serial line): first-boot setup, enrollment request to USB,
+    /// the portal's address and fingerprint, recovery key, wipe. Run by valise-console@.service.
+    Console(crate::console::ConsoleArgs),
+    /// Crypto-erase all staff data (evacuation): the encrypted state volume's keys and header
+    /// are destroyed, the box reboots into first boot. Asks to type `ERASE <box name>`.
+    Wipe(crate::wipe::WipeArgs),
     /// The central team's TUF repository of model bundles: keys, bundles, signing,
     /// publication, waves, key rotation and revocation, USB exports.
     #[cfg(feature = "central")]

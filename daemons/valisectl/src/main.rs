@@ -2,6 +2,7 @@
 
 mod accounts;
 mod args;
+mod console;
 mod fleet;
 mod pki;
 #[cfg(feature = "central")]
@@ -9,6 +10,7 @@ mod repo;
 mod transcribe;
 mod translate;
 mod update;
+mod wipe;
 
 use clap::Parser;
 
@@ -37,6 +39,8 @@ fn main() -> std::process::ExitCode {
             args::Command::Enroll(e) => pki::enroll(e),
             args::Command::Fleet(f) => fleet::fleet(f).await,
             args::Command::Update(u) => update::run(u).await,
+            args::Command::Console(c) => console::run(c),
+            args::Command::Wipe(w) => wipe::run(w),
             #[cfg(feature = "central")]
             args::Command::Repo(r) => repo::run(r).await,
         }

@@ -985,6 +985,11 @@ fn add_crl_publishes_the_cas_crl_as_a_target_and_refuses_another_cas() {
         .collect();
     assert_eq!(crls.len(), 1);
     assert_eq!(crls[0].1, std::fs::read(w.path("ca/crl.pem")).unwrap());
+    let status = w.ok(&["repo", "status", "r"]);
+    assert!(
+        status.contains("CRL: number 2, 0 revoked, next update"),
+        "{status}"
+    );
     // Another CA's CRL, or something that is no CRL, is refused before it is staged.
     std::fs::create_dir_all(w.path("other")).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_valisectl"))

@@ -89,7 +89,9 @@ impl EngineProc {
         clean
     }
 
-    fn start_again(&mut self) {
+    /// Starts it again with the same arguments after [`Self::stop`] and waits until it
+    /// listens (a benchmark times the stop and the start apart).
+    pub fn start_again(&mut self) {
         self.child = spawn(self.name, &self.args);
         self.wait_ready();
     }

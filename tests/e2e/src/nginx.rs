@@ -70,7 +70,8 @@ pid {d}/nginx.pid;
 error_log {d}/error.log info;
 events {{ worker_connections 64; }}
 http {{
-    access_log off;
+    log_format valise '$request $status $request_length $bytes_sent $ssl_protocol $ssl_cipher';
+    access_log {d}/access.log valise;
     client_body_temp_path {d}/body;
     proxy_temp_path {d}/proxy;
     fastcgi_temp_path {d}/fastcgi;
@@ -112,6 +113,13 @@ http {{
         // Ready when it accepts connections; an early exit is a configuration error.
         crate::wait_for_port(&mut child, addr, &dir.path().join("error.log"), "nginx");
         Nginx { child, addr, dir }
+    }
+
+    /// nginx's access log so far, a line per request: `$request $status $request_length
+    /// $bytes_sent $ssl_protocol $ssl_cipher` (HTTP bytes as nginx counts them, TLS not
+    /// included).
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
     /// nginx's error log so far (why it refused a client).

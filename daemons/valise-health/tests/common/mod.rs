@@ -190,6 +190,16 @@ pub async fn connect(
     .expect("neither connected nor refused")
 }
 
+/// Gives `dir` and everything under it to `uid:gid`.
+pub fn chown_tree(dir: &Path, uid: u32, gid: u32) {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid)).unwrap();
+    if dir.is_dir() && !dir.is_symlink() {
+        for e in std::fs::read_dir(dir).unwrap() {
+            chown_tree(&e.unwrap().path(), uid, gid);
+        }
+    }
+}
+
 /// The real valise-health binary, its stderr in a file.
 pub struct Daemon {
     child: Option<Child>,
@@ -197,6 +207,8 @@ pub struct Daemon {
     pub log: PathBuf,
     config: PathBuf,
     env: Vec<(String, String)>,
+    /// Runs as this (uid, gid) instead of the test's user, with no supplementary group.
+    user: Option<(u32, u32)>,
 }
 
 impl Daemon {
@@ -209,6 +221,19 @@ impl Daemon {
         set: &[(&str, &str)],
         spool: &str,
         dbus: Option<&str>,
+    ) -> Daemon {
+        Self::start_as(fleet, cn, set, spool, dbus, None)
+    }
+
+    /// [`Daemon::start`] as another user (`(uid, gid)`, e.g. nobody): the box's directory
+    /// (identity, state, log) is given to it and the test's directory made passable.
+    pub fn start_as(
+        fleet: &Fleet,
+        cn: &str,
+        set: &[(&str, &str)],
+        spool: &str,
+        dbus: Option<&str>,
+        user: Option<(u32, u32)>,
     ) -> Daemon {
         let dir = fleet.tmp.path().join(cn).join("daemon");
         std::fs::create_dir_all(&dir).unwrap();
@@ -223,7 +248,8 @@ impl Daemon {
             ("connect_timeout_s", "2".into()),
             ("reconnect_max_s", "1".into()),
             ("publish_timeout_s", "5".into()),
-            ("portal_db", q(dir.join("no-portal.db"))),
+            ("portal_counts", q(dir.join("no-portal/counts.json"))),
+            ("update_socket", q(dir.join("no-update.sock"))),
             ("model_store", q(dir.join("no-store"))),
             ("data_dir", q(dir.clone())),
         ]
@@ -251,7 +277,15 @@ impl Daemon {
             dir,
             config,
             env,
+            user,
         };
+        if let Some((uid, gid)) = user {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(fleet.tmp.path(), std::fs::Permissions::from_mode(0o711))
+                .unwrap();
+            std::fs::File::create(&d.log).unwrap();
+            chown_tree(&fleet.tmp.path().join(cn), uid, gid);
+        }
         d.spawn();
         d
     }
@@ -272,6 +306,11 @@ impl Daemon {
             .stderr(log);
         for (k, v) in &self.env {
             c.env(k, v);
+        }
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            // std drops the supplementary groups (setgroups) when it changes the uid.
+            c.uid(uid).gid(gid);
         }
         self.child = Some(c.spawn().unwrap());
     }

@@ -1156,6 +1156,7 @@ async fn status(dir: &Path) -> Result<()> {
     if !any {
         println!("  (none)");
     }
+    println!("CRL: {}", published_crl(&repo.layout, &p.targets.signed));
     if repo.layout.pending_signed().exists() {
         println!("staged: signed, not published (`repo publish`)");
     } else if repo.layout.pending().exists() {
@@ -1166,6 +1167,45 @@ async fn status(dir: &Path) -> Result<()> {
     }
     println!("box check: {}", box_check(&repo.layout)?);
     Ok(())
+}
+
+/// The published `pki/crl.pem`: its number and how long until its nextUpdate, after which
+/// boxes refuse every server (publish a new one well before).
+fn published_crl(layout: &Layout, t: &Targets) -> String {
+    let Some((_, target)) = t
+        .targets
+        .iter()
+        .find(|(n, _)| n.raw() == valise_bundle::CRL_TARGET)
+    else {
+        return "none published (boxes use the CRL they were enrolled with)".into();
+    };
+    let read = target_path(
+        valise_bundle::CRL_TARGET,
+        &hex::encode(&*target.hashes.sha256),
+    )
+    .ok()
+    .and_then(|rel| std::fs::read(layout.targets().join(rel)).ok());
+    let Some(pem) = read else {
+        return "published, unreadable here".into();
+    };
+    match valise_pki::crl::inspect("CRL", &String::from_utf8_lossy(&pem)) {
+        Ok(c) => {
+            let number = c.number.map_or_else(|| "-".into(), |n| n.to_string());
+            let left = c.next_update.map_or_else(
+                || "no nextUpdate".into(),
+                |t| {
+                    let h = (t - time::OffsetDateTime::now_utc()).whole_hours();
+                    if h < 0 {
+                        format!("EXPIRED {t}")
+                    } else {
+                        format!("next update {t} ({}d {}h left)", h / 24, h % 24)
+                    }
+                },
+            );
+            format!("number {number}, {} revoked, {left}", c.revoked)
+        }
+        Err(e) => format!("published, not readable: {e}"),
+    }
 }
 
 /// What a box that only trusts root v1 makes of the published tree now: valise-tuf's refresh
