@@ -1,5 +1,6 @@
 //! A long recording through the engine's API, with the real model: progress by audio position,
-//! a time left that holds up (within 20 % once a tenth of the job is done), and the segments
+//! a time left that holds up (20 % once a tenth of the job is done with `VALISE_ETA_STRICT=1`
+//! on a quiet machine; see `valise_e2e::eta_tolerance`), and the segments
 //! so far readable while the rest is transcribed.
 
 mod common;
@@ -8,9 +9,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use valise_protocol::{Format, JobOptions, JobState, Segment, Transcript};
-
-/// Allowed error of the time left, as a share of the time that was really left.
-const ETA_TOLERANCE: f64 = 0.20;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_long_job_reports_position_a_fair_eta_and_its_segments_so_far() {
@@ -114,7 +112,7 @@ async fn a_long_job_reports_position_a_fair_eta_and_its_segments_so_far() {
         err * 100.0
     );
     assert!(
-        err <= ETA_TOLERANCE,
+        err <= valise_e2e::eta_tolerance(),
         "ETA at {pos:.0} s said {eta:.1} s left, it took {actual:.1} s"
     );
     srv.stop().await.unwrap();
