@@ -44,7 +44,11 @@ async fn a_long_job_reports_position_a_fair_eta_and_its_segments_so_far() {
         match s.state {
             JobState::Done => break now,
             JobState::Running => {
-                let duration = s.media.as_ref().and_then(|m| m.duration_secs).unwrap();
+                // Running a moment before the media is probed: no duration yet.
+                let Some(duration) = s.media.as_ref().and_then(|m| m.duration_secs) else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
                 let pos = s.position_secs.expect("a running job says where it is");
                 positions.push(pos);
                 println!(
