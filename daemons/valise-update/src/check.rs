@@ -28,6 +28,7 @@ use time::OffsetDateTime;
 use valise_bundle::{Manifest, TargetCustom};
 use valise_tuf::TrustedSet;
 use valise_tuf::fetch::DirFetch;
+use valise_tuf::fetch::FetchError;
 use valise_tuf::fetch::http::HttpFetch;
 use valise_tuf::store::MetadataStore;
 use valise_tuf::time::{ClockState, TimeFloor};
@@ -36,7 +37,7 @@ use valise_tuf::updater::{UpdateError, Updater};
 
 use crate::config::Config;
 use crate::engines::EngineControl;
-use crate::history::{CheckRecord, Entry, Outcome, State, StateFile};
+use crate::history::{Attempt, CheckRecord, Entry, Failure, Outcome, State, StateFile};
 use crate::journal::{Journal, Phase};
 use crate::killpoint;
 use crate::source::{Origin, Source};
@@ -65,6 +66,63 @@ fn s(e: impl std::fmt::Display) -> String {
 struct Installed {
     outcome: Outcome,
     reason: String,
+}
+
+/// Why a check installed nothing: the kind of failure (recorded beside the reason, and what
+/// valise-health reports to the centre) and the reason in words, as the check's record and
+/// `valisectl` show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckError {
+    pub failure: Failure,
+    pub reason: String,
+    /// The bundle being installed when it happened (set by `run_bundles`).
+    pub attempt: Option<Attempt>,
+}
+
+impl CheckError {
+    pub fn new(failure: Failure, reason: impl Into<String>) -> Self {
+        CheckError {
+            failure,
+            reason: reason.into(),
+            attempt: None,
+        }
+    }
+
+    /// A `valise_tuf` refusal, its reason `reason`.
+    fn tuf(e: &UpdateError, reason: impl Into<String>) -> Self {
+        Self::new(classify(e), reason)
+    }
+}
+
+/// A local error (staging, slots, the journal, the state, I/O): the many `?` on local steps.
+impl From<String> for CheckError {
+    fn from(reason: String) -> Self {
+        Self::new(Failure::Install, reason)
+    }
+}
+
+impl From<&str> for CheckError {
+    fn from(reason: &str) -> Self {
+        Self::new(Failure::Install, reason)
+    }
+}
+
+/// The kind of failure of a metadata refresh or a target download.
+pub fn classify(e: &UpdateError) -> Failure {
+    match e {
+        // More bytes than the signed length or the metadata limit: a length that did not
+        // verify (an endless-data attack), not a source that could not be read.
+        UpdateError::Fetch(FetchError::TooLarge { .. }) => Failure::Verification,
+        UpdateError::Fetch(_) => Failure::Download,
+        UpdateError::Tuf(valise_tuf::Error::Expired { .. }) => Failure::ExpiredMetadata,
+        UpdateError::Tuf(_) => Failure::Verification,
+        UpdateError::Io(_) | UpdateError::NoTrustedRoot => Failure::Install,
+    }
+}
+
+/// A refusal of the bundle's own files: `bundle.toml` against its signed target.
+fn refused(reason: String) -> CheckError {
+    CheckError::new(Failure::Verification, reason)
 }
 
 impl Service {
@@ -106,7 +164,14 @@ impl Service {
             .ok()
     }
 
-    fn source(&self, origin: &Origin) -> Result<Source, String> {
+    /// The source of `origin`; every error is a [`Failure::Download`] (the USB copy or the
+    /// repository cannot be read or reached).
+    fn source(&self, origin: &Origin) -> Result<Source, CheckError> {
+        self.source_of(origin)
+            .map_err(|e| CheckError::new(Failure::Download, e))
+    }
+
+    fn source_of(&self, origin: &Origin) -> Result<Source, String> {
         match origin {
             Origin::Dir(d) => {
                 if !d.join("metadata").is_dir() {
@@ -142,21 +207,23 @@ impl Service {
         if let Ok(mut started) = self.check_started.lock() {
             *started = Some(std::time::Instant::now());
         }
-        let (outcome, reason) = match self.run(origin, now) {
-            Ok(r) => (r.outcome, r.reason),
-            Err(reason) => (Outcome::Failed, reason),
+        let (outcome, reason, failure, attempt) = match self.run(origin, now) {
+            Ok(r) => (r.outcome, r.reason, None, None),
+            Err(e) => (Outcome::Failed, e.reason, Some(e.failure), e.attempt),
         };
         let rec = CheckRecord {
             at: OffsetDateTime::now_utc().unix_timestamp(),
             source: origin.describe(),
             outcome,
             reason,
+            failure,
+            attempt,
         };
         let r2 = rec.clone();
         if let Err(e) = self.state.update(|st| st.last_check = Some(r2)) {
             tracing::error!(error = %e, "cannot record the check");
         }
-        tracing::info!(source = %rec.source, outcome = ?rec.outcome, reason = %rec.reason, "check");
+        tracing::info!(source = %rec.source, outcome = ?rec.outcome, failure = ?rec.failure, reason = %rec.reason, "check");
         rec
     }
 
@@ -164,7 +231,7 @@ impl Service {
         &self,
         source: Source,
         now: OffsetDateTime,
-    ) -> Result<(Updater<Source>, TrustedSet), String> {
+    ) -> Result<(Updater<Source>, TrustedSet), CheckError> {
         let updater = Updater::new(source, self.metadata.clone());
         let clock = self
             .floor
@@ -181,12 +248,12 @@ impl Service {
                 }
                 _ => "",
             };
-            format!("metadata refused: {e}{hint}")
+            CheckError::tuf(&e, format!("metadata refused: {e}{hint}"))
         })?;
         Ok((updater, set))
     }
 
-    fn run(&self, origin: &Origin, now: OffsetDateTime) -> Result<Installed, String> {
+    fn run(&self, origin: &Origin, now: OffsetDateTime) -> Result<Installed, CheckError> {
         if self.journal.read().map_err(s)? != Phase::Idle {
             self.recover().map_err(|e| format!("recovery: {e}"))?;
         }
@@ -215,11 +282,14 @@ impl Service {
         if tf.length > valise_bundle::MAX_CRL_BYTES {
             return Some(format!("CRL refused: {} bytes", tf.length));
         }
-        let pem = self.download(updater, &tf).and_then(|p| {
-            let text = fs::read_to_string(&p).map_err(s);
-            let _ = fs::remove_file(&p);
-            text
-        });
+        let pem = self
+            .download(updater, &tf)
+            .map_err(|e| e.reason)
+            .and_then(|p| {
+                let text = fs::read_to_string(&p).map_err(s);
+                let _ = fs::remove_file(&p);
+                text
+            });
         let crl = pem.and_then(|pem| {
             valise_pki::crl::check(valise_bundle::CRL_TARGET, &pem, &id.ca)
                 .map(|c| (c, pem))
@@ -269,7 +339,7 @@ impl Service {
         updater: &Updater<Source>,
         set: &mut TrustedSet,
         now: OffsetDateTime,
-    ) -> Result<Installed, String> {
+    ) -> Result<Installed, CheckError> {
         let targets = &set
             .targets("targets")
             .ok_or("no trusted targets")?
@@ -301,7 +371,16 @@ impl Service {
         }
         let mut last = None;
         for (name, custom) in offers {
-            let r = self.install(updater, set, &name, &custom, now)?;
+            let r = self
+                .install(updater, set, &name, &custom, now)
+                .map_err(|e| CheckError {
+                    attempt: Some(Attempt {
+                        bundle: custom.bundle.clone(),
+                        version: custom.version,
+                        from_version: installed.get(&custom.bundle).map(|m| m.bundle.version),
+                    }),
+                    ..e
+                })?;
             let stop = r.outcome != Outcome::Installed;
             last = Some(r);
             if stop {
@@ -313,23 +392,26 @@ impl Service {
 
     /// The signed target `tf` verified in `downloads/<sha256>` (fetched unless already there,
     /// resumed from a `.part` an earlier check left), read-only.
-    fn download(&self, updater: &Updater<Source>, tf: &TargetFile) -> Result<PathBuf, String> {
-        let sha = sha256_of(tf).ok_or_else(|| format!("{}: no sha256 listed", tf.name))?;
+    fn download(&self, updater: &Updater<Source>, tf: &TargetFile) -> Result<PathBuf, CheckError> {
+        let sha = sha256_of(tf).ok_or_else(|| refused(format!("{}: no sha256 listed", tf.name)))?;
         let dest = self.config.state_dir.join("downloads").join(&sha);
         if !Updater::<Source>::cached_target(tf, &dest) {
             let deadline = std::time::Duration::from_secs(self.config.limits.check_deadline_secs);
             let started = self.check_started.lock().ok().and_then(|s| *s);
             if started.is_some_and(|t| t.elapsed() >= deadline) {
-                return Err(format!(
-                    "{}: the check's deadline ({} s) has passed; what was downloaded is kept and \
-                     the next check resumes",
-                    tf.name,
-                    deadline.as_secs()
+                return Err(CheckError::new(
+                    Failure::Download,
+                    format!(
+                        "{}: the check's deadline ({} s) has passed; what was downloaded is kept \
+                         and the next check resumes",
+                        tf.name,
+                        deadline.as_secs()
+                    ),
                 ));
             }
             updater
                 .download_target(tf, &dest)
-                .map_err(|e| format!("target refused: {e}"))?;
+                .map_err(|e| CheckError::tuf(&e, format!("target refused: {e}")))?;
         }
         fs::set_permissions(&dest, fs::Permissions::from_mode(0o444)).map_err(s)?;
         Ok(dest)
@@ -342,26 +424,27 @@ impl Service {
         name: &str,
         custom: &TargetCustom,
         now: OffsetDateTime,
-    ) -> Result<Installed, String> {
+    ) -> Result<Installed, CheckError> {
         let listed = updater
             .find_target(set, name)
-            .map_err(|e| format!("{name}: {e}"))?
-            .ok_or_else(|| format!("{name}: not a signed target"))?;
+            .map_err(|e| CheckError::tuf(&e, format!("{name}: {e}")))?
+            .ok_or_else(|| refused(format!("{name}: not a signed target")))?;
         if listed.length > valise_bundle::MAX_MANIFEST_BYTES {
-            return Err(format!(
+            return Err(refused(format!(
                 "{name}: {} bytes, too long for a bundle.toml",
                 listed.length
-            ));
+            )));
         }
         let mpath = self.download(updater, &listed)?;
         let mbytes = fs::read(&mpath).map_err(s)?;
-        let text = String::from_utf8(mbytes.clone()).map_err(|_| format!("{name}: not UTF-8"))?;
-        let manifest = Manifest::parse(&text).map_err(|e| format!("{name}: {e}"))?;
+        let text =
+            String::from_utf8(mbytes.clone()).map_err(|_| refused(format!("{name}: not UTF-8")))?;
+        let manifest = Manifest::parse(&text).map_err(|e| refused(format!("{name}: {e}")))?;
         if manifest.bundle.id != custom.bundle
             || manifest.bundle.version != custom.version
             || manifest.bundle.engines != custom.engines
         {
-            return Err(format!(
+            return Err(refused(format!(
                 "{name}: bundle.toml says {} {} for {:?}, its target says {} {} for {:?}",
                 manifest.bundle.id,
                 manifest.bundle.version,
@@ -369,7 +452,7 @@ impl Service {
                 custom.bundle,
                 custom.version,
                 custom.engines
-            ));
+            )));
         }
         let from = current_slot(self.root()).map_err(s)?;
         let from_path = slot_path(self.root(), &from);
@@ -380,12 +463,16 @@ impl Service {
             let tname = manifest.file_target(&f.path);
             let ttf = updater
                 .find_target(set, &tname)
-                .map_err(|e| format!("{tname}: {e}"))?
-                .ok_or_else(|| format!("{tname}: listed in bundle.toml, not a signed target"))?;
+                .map_err(|e| CheckError::tuf(&e, format!("{tname}: {e}")))?
+                .ok_or_else(|| {
+                    refused(format!(
+                        "{tname}: listed in bundle.toml, not a signed target"
+                    ))
+                })?;
             if ttf.length != f.size || sha256_of(&ttf).as_deref() != Some(f.sha256.as_str()) {
-                return Err(format!(
+                return Err(refused(format!(
                     "{tname}: bundle.toml and the signed target disagree on length or sha256"
-                ));
+                )));
             }
             let local = match have.get(&f.sha256) {
                 Some(p) => p.clone(),
@@ -686,4 +773,110 @@ pub fn offers(
         }
     }
     best.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fetch(e: FetchError) -> Failure {
+        classify(&UpdateError::Fetch(e))
+    }
+
+    fn tuf(e: valise_tuf::Error) -> Failure {
+        classify(&UpdateError::Tuf(e))
+    }
+
+    #[test]
+    fn refusals_are_classified_by_what_refused_them() {
+        let name = || "timestamp.json".to_owned();
+        // The source: unreachable, missing files, too slow, a read error.
+        assert_eq!(fetch(FetchError::NotFound(name())), Failure::Download);
+        assert_eq!(
+            fetch(FetchError::TooSlow {
+                name: name(),
+                why: "idle".into()
+            }),
+            Failure::Download
+        );
+        assert_eq!(
+            fetch(FetchError::Io {
+                name: name(),
+                source: io::Error::other("connection refused")
+            }),
+            Failure::Download
+        );
+        assert_eq!(
+            fetch(FetchError::Refused {
+                name: name(),
+                why: "symlink".into()
+            }),
+            Failure::Download
+        );
+        // More bytes than signed: a length that did not verify.
+        assert_eq!(
+            fetch(FetchError::TooLarge {
+                name: name(),
+                limit: 4
+            }),
+            Failure::Verification
+        );
+        assert_eq!(
+            tuf(valise_tuf::Error::Expired {
+                role: "timestamp".into(),
+                expires: "2020-01-01T00:00:00Z".into(),
+                reference: "2021-01-01T00:00:00Z".into()
+            }),
+            Failure::ExpiredMetadata
+        );
+        for e in [
+            valise_tuf::Error::Threshold {
+                role: "targets".into(),
+                valid: 0,
+                threshold: 1,
+            },
+            valise_tuf::Error::BadVersion {
+                role: "timestamp".into(),
+                got: 1,
+                why: "rollback".into(),
+            },
+            valise_tuf::Error::Hash {
+                role: "pten/model.onnx".into(),
+                why: "sha256 mismatch".into(),
+            },
+            valise_tuf::Error::Length {
+                role: "pten/model.onnx".into(),
+                got: 1,
+                listed: 2,
+            },
+            valise_tuf::Error::Format("not JSON".into()),
+        ] {
+            assert_eq!(tuf(e), Failure::Verification);
+        }
+        assert_eq!(
+            classify(&UpdateError::Io(io::Error::other("disk full"))),
+            Failure::Install
+        );
+        assert_eq!(classify(&UpdateError::NoTrustedRoot), Failure::Install);
+    }
+
+    #[test]
+    fn local_errors_default_to_install_and_keep_their_reason() {
+        let e: CheckError = "no trusted targets".into();
+        assert_eq!(e, CheckError::new(Failure::Install, "no trusted targets"));
+        let e: CheckError = format!("staging {}: {}", "s", "no space").into();
+        assert_eq!(
+            (e.failure, e.reason.as_str()),
+            (Failure::Install, "staging s: no space")
+        );
+        assert_eq!(e.attempt, None);
+        let e = CheckError::tuf(
+            &UpdateError::Fetch(FetchError::NotFound("x".into())),
+            "metadata refused: x: not found",
+        );
+        assert_eq!(
+            (e.failure, e.reason.as_str()),
+            (Failure::Download, "metadata refused: x: not found")
+        );
+    }
 }

@@ -25,6 +25,35 @@ pub enum Outcome {
     Failed,
 }
 
+/// What kind of failure ended a check that installed nothing ([`Outcome::Failed`]): a closed
+/// vocabulary, so the fleet's health messages can report it without the free-text `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Failure {
+    /// The source could not be reached or read: the repository (TLS, HTTP, too slow) or the
+    /// USB copy; a fetch failed or the check's deadline passed before a download.
+    Download,
+    /// Signatures, thresholds, versions (rollback), hashes or lengths did not verify, or a
+    /// `bundle.toml` contradicts its signed target or does not parse.
+    Verification,
+    /// The metadata had expired at the reference time (TUF `Error::Expired`).
+    ExpiredMetadata,
+    /// A local error: staging, slots, the journal, the state, I/O.
+    Install,
+}
+
+/// The bundle a failed check was installing: the version offered and the one installed
+/// before. Absent when the failure came before a bundle was chosen (the metadata).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub bundle: String,
+    /// The version offered.
+    pub version: u64,
+    /// The version of `bundle` installed when the check began; absent when none was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_version: Option<u64>,
+}
+
 /// One check (online or from a directory).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckRecord {
@@ -35,6 +64,13 @@ pub struct CheckRecord {
     pub outcome: Outcome,
     /// Why, in words (the error, the failed acceptance case, "up to date").
     pub reason: String,
+    /// For a failed check, what kind of failure (absent otherwise, and in records written
+    /// before this field existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// For a failed check, the bundle it was installing; absent when none was chosen yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt: Option<Attempt>,
 }
 
 /// One install or rollback.
@@ -175,5 +211,64 @@ mod tests {
             .expect("update");
         assert_eq!(s.last_update, Some(10));
         assert_eq!(s.history.len(), 2);
+    }
+
+    #[test]
+    fn a_state_file_written_before_failures_were_classified_still_reads() {
+        let d = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            d.path().join("state.json"),
+            r#"{"last_check":{"at":7,"source":"repository","outcome":"failed",
+                "reason":"metadata refused: timestamp expired"},
+                "last_update":null,"refused":{},"history":[]}"#,
+        )
+        .expect("write");
+        let s = StateFile::new(d.path())
+            .read()
+            .expect("an old state file reads");
+        let c = s.last_check.expect("last check");
+        assert_eq!(
+            (c.outcome, c.failure, c.attempt),
+            (Outcome::Failed, None, None)
+        );
+    }
+
+    #[test]
+    fn failures_and_attempts_are_written_snake_case_and_only_when_present() {
+        let mut c = CheckRecord {
+            at: 1,
+            source: "repository".into(),
+            outcome: Outcome::UpToDate,
+            reason: "up to date ()".into(),
+            failure: None,
+            attempt: None,
+        };
+        let v = serde_json::to_value(&c).expect("json");
+        assert!(
+            v.get("failure").is_none() && v.get("attempt").is_none(),
+            "{v}"
+        );
+        c.outcome = Outcome::Failed;
+        c.failure = Some(Failure::ExpiredMetadata);
+        c.attempt = Some(Attempt {
+            bundle: "pten".into(),
+            version: 2,
+            from_version: None,
+        });
+        let v = serde_json::to_value(&c).expect("json");
+        assert_eq!(v["failure"], "expired_metadata");
+        assert_eq!(
+            v["attempt"],
+            serde_json::json!({"bundle": "pten", "version": 2})
+        );
+        let back: CheckRecord = serde_json::from_value(v).expect("back");
+        assert_eq!(back, c);
+        for (f, w) in [
+            (Failure::Download, "download"),
+            (Failure::Verification, "verification"),
+            (Failure::Install, "install"),
+        ] {
+            assert_eq!(serde_json::to_value(f).expect("json"), w);
+        }
     }
 }

@@ -23,6 +23,6 @@ pub mod switch;
 pub mod acceptance;
 pub mod systemd;
 
-pub use check::Service;
+pub use check::{CheckError, Service};
 pub use config::Config;
 pub use killpoint::KILLPOINTS;

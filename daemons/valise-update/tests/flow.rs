@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use fixture::*;
 use valise_bundle::{Engine, Manifest, Wave};
 use valise_update::Service;
-use valise_update::history::Outcome;
+use valise_update::history::{Attempt, Failure, Outcome};
 use valise_update::journal::Phase;
 use valise_update::source::Origin;
 
@@ -246,6 +246,20 @@ fn a_tampered_target_is_refused_and_nothing_is_staged() {
     let r = apply(&svc, &b);
     assert_eq!(r.outcome, Outcome::Failed);
     assert!(r.reason.contains("target refused"), "{}", r.reason);
+    assert_eq!(r.failure, Some(Failure::Verification), "{}", r.reason);
+    assert_eq!(
+        r.attempt,
+        Some(Attempt {
+            bundle: "pten".into(),
+            version: 1,
+            from_version: None
+        })
+    );
+    assert_eq!(
+        svc.read_state().expect("state").last_check.as_ref(),
+        Some(&r),
+        "recorded with its kind"
+    );
     assert_eq!(b.current(), "factory");
     assert_eq!(b.slots(), ["factory"]);
     assert!(eng.0.calls.lock().expect("ok").is_empty());
@@ -300,6 +314,7 @@ fn no_download_starts_after_the_checks_deadline_and_the_next_check_installs() {
     let r = apply(&svc, &b);
     assert_eq!(r.outcome, Outcome::Failed, "{}", r.reason);
     assert!(r.reason.contains("deadline"), "{}", r.reason);
+    assert_eq!(r.failure, Some(Failure::Download));
     assert_eq!(b.current(), "factory");
     let calls = eng.0.calls.lock().expect("ok").clone();
     assert!(calls.is_empty(), "{calls:?}");

@@ -13,7 +13,7 @@ use valise_pki::BoxIdentity;
 use valise_pki::ca::{Ca, Reason, Validity};
 use valise_pki::enroll::{Endpoints, IdentityDir};
 use valise_update::Service;
-use valise_update::history::Outcome;
+use valise_update::history::{Failure, Outcome};
 use valise_update::source::Origin;
 
 /// A CA, nginx serving the test box's repository directory over mutual TLS, and the box's
@@ -117,6 +117,12 @@ fn a_published_crl_is_installed_and_then_refuses_a_revoked_repository_server() {
     let r = svc.check(&Origin::Repository, now());
     assert_eq!(r.outcome, Outcome::Failed, "{}", r.reason);
     assert!(r.reason.to_lowercase().contains("revoked"), "{}", r.reason);
+    assert_eq!(
+        r.failure,
+        Some(Failure::Download),
+        "the repository could not be reached"
+    );
+    assert_eq!(r.attempt, None);
 }
 
 #[test]

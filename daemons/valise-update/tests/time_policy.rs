@@ -8,7 +8,7 @@ mod fixture;
 
 use fixture::*;
 use valise_update::Service;
-use valise_update::history::Outcome;
+use valise_update::history::{Failure, Outcome};
 use valise_update::source::Origin;
 
 fn service(b: &TestBox) -> Service {
@@ -33,6 +33,8 @@ fn expired_metadata_install_nothing_and_the_installed_models_keep_serving() {
     let r = at(&svc, &b, now() + days(30));
     assert_eq!(r.outcome, Outcome::Failed);
     assert!(r.reason.contains("expired"), "{}", r.reason);
+    assert_eq!(r.failure, Some(Failure::ExpiredMetadata));
+    assert_eq!(r.attempt, None, "no bundle was chosen");
     assert_eq!(b.current(), slot, "nothing switched");
     assert_eq!(b.check_current()["pten"], 1, "v1 still whole");
 }
@@ -102,6 +104,7 @@ fn metadata_never_go_backwards_between_online_and_usb() {
     let r = svc.check(&Origin::Dir(old), now());
     assert_eq!(r.outcome, Outcome::Failed);
     assert!(r.reason.contains("version"), "{}", r.reason);
+    assert_eq!(r.failure, Some(Failure::Verification));
     assert_eq!(b.check_current()["pten"], 2);
 }
 
