@@ -116,7 +116,10 @@ pub struct HealthMessage {
     /// The last update attempt; absent when the box never tried one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update: Option<UpdateReport>,
-    pub jobs: JobCounts,
+    /// The portal's job counts; absent when the box does not know them (the portal's counts
+    /// file is missing or stale: the portal is stopped), never zeros in their place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jobs: Option<JobCounts>,
     pub resources: Resources,
     pub expiry: ExpiryDays,
 }
@@ -201,18 +204,25 @@ pub struct BundleStatus {
     pub version: Version,
 }
 
-/// The result of one update attempt.
+/// The result of one update attempt: the last install or rollback, or a later check that
+/// failed before installing anything (`failed_*`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateReport {
     /// Unix seconds when the attempt ended.
     pub at: u64,
-    /// The bundle updated (valise-update's bundle id); `from` and `to` are its versions (`0`:
-    /// none installed before).
+    /// The bundle updated (valise-update's bundle id); `from` and `to` are its versions.
+    /// Absent, with `from` and `to`, when the attempt failed before a bundle was chosen (the
+    /// repository unreachable, its metadata refused or expired).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle: Option<Ident>,
-    pub from: Version,
-    pub to: Version,
+    /// The bundle's version before the attempt, `0` when none was installed; absent when no
+    /// bundle was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Version>,
+    /// The version offered; absent when no bundle was chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Version>,
     pub outcome: UpdateOutcome,
 }
 
@@ -221,11 +231,14 @@ pub struct UpdateReport {
 pub enum UpdateOutcome {
     Installed,
     RolledBack,
+    /// The repository (or the USB copy) could not be reached or read.
     FailedDownload,
-    /// Signatures, hashes or lengths did not verify.
+    /// Signatures, thresholds, versions, hashes or lengths did not verify (a forged,
+    /// tampered or replayed repository), or a bundle contradicts its signed description.
     FailedVerification,
     /// The repository's metadata had expired.
     FailedExpiredMetadata,
+    /// A local error on the box (staging a slot, its state, I/O).
     FailedInstall,
     /// The new version booted but did not pass its health check.
     FailedHealthCheck,
