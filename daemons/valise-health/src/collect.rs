@@ -18,7 +18,7 @@ use crate::host::{CpuTimes, Host};
 use crate::portal::{self, Counts, SignInWindow};
 use crate::spool::{Class, Spool};
 use crate::systemd::Systemd;
-use crate::update::{HistoryEntry, UpdateApi, UpdaterStatus};
+use crate::update::{HistoryEntry, LastCheck, UpdateApi, UpdaterStatus};
 
 /// Collector state between readings: what was last seen, to send events on changes only.
 #[derive(Debug)]
@@ -132,16 +132,49 @@ fn outcome(e: &HistoryEntry) -> Option<UpdateOutcome> {
     }
 }
 
-/// The last install or rollback (`from`: the bundle's version before, `0` for none).
+/// The outcome of a check that failed before installing, by the updater's failure kind;
+/// `None` for any other check, and for a failure the updater did not classify.
+fn failed(c: &LastCheck) -> Option<UpdateOutcome> {
+    if c.outcome != "failed" {
+        return None;
+    }
+    match c.failure.as_deref()? {
+        "download" => Some(UpdateOutcome::FailedDownload),
+        "verification" => Some(UpdateOutcome::FailedVerification),
+        "expired_metadata" => Some(UpdateOutcome::FailedExpiredMetadata),
+        "install" => Some(UpdateOutcome::FailedInstall),
+        _ => None,
+    }
+}
+
+/// The last update attempt: the most recent of the last install or rollback and the last
+/// check when it failed (`from`: the bundle's version before, `0` for none; `bundle`, `from`
+/// and `to` absent when the check failed before a bundle was chosen). On the same second the
+/// failed check is the later (it is recorded after the installs it made).
 fn last_update(s: &UpdaterStatus) -> Option<UpdateReport> {
-    let e = s.history.iter().rev().find(|e| outcome(e).is_some())?;
-    Some(UpdateReport {
-        at: u64::try_from(e.at).unwrap_or(0),
-        bundle: Ident::new(&e.bundle).ok(),
-        from: version(e.from_version.unwrap_or(0)),
-        to: version(e.version),
-        outcome: outcome(e)?,
-    })
+    let done = s.history.iter().rev().find_map(|e| {
+        Some(UpdateReport {
+            at: u64::try_from(e.at).unwrap_or(0),
+            bundle: Ident::new(&e.bundle).ok(),
+            from: Some(version(e.from_version.unwrap_or(0))),
+            to: Some(version(e.version)),
+            outcome: outcome(e)?,
+        })
+    });
+    let failure = s.last_check.as_ref().and_then(|c| {
+        let a = c.attempt.as_ref();
+        Some(UpdateReport {
+            at: u64::try_from(c.at).unwrap_or(0),
+            bundle: a.and_then(|a| Ident::new(&a.bundle).ok()),
+            from: a.map(|a| version(a.from_version.unwrap_or(0))),
+            to: a.map(|a| version(a.version)),
+            outcome: failed(c)?,
+        })
+    });
+    match (done, failure) {
+        (Some(d), Some(f)) => Some(if f.at >= d.at { f } else { d }),
+        (d, f) => d.or(f),
+    }
 }
 
 impl UpdateSeen {
@@ -303,7 +336,8 @@ impl Collector {
             models: models(&self.cfg.model_store),
             bundles: update.as_ref().map(bundles).unwrap_or_default(),
             last_update: update.as_ref().and_then(last_update),
-            jobs: counts.map(|c| c.jobs).unwrap_or_default(),
+            // None when the portal's counts file is missing or stale: absent, not zeros.
+            jobs: counts.map(|c| c.jobs),
             resources,
             expiry,
         };
@@ -425,4 +459,174 @@ pub fn push_event(spool: &mut Spool, at: u64, event: Event) -> crate::Result<u64
     };
     let bytes = serde_json::to_vec(&m).unwrap_or_default();
     spool.push(Class::Event, at, &bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::update::{Attempt, LastCheck};
+    use valise_health_schema::JobCounts;
+
+    fn entry(at: i64, version: u64, outcome: &str) -> HistoryEntry {
+        HistoryEntry {
+            at,
+            bundle: "pten".into(),
+            version,
+            from_version: version.checked_sub(1).filter(|v| *v > 0),
+            outcome: outcome.into(),
+        }
+    }
+
+    fn check(at: i64, outcome: &str, failure: Option<&str>) -> LastCheck {
+        LastCheck {
+            at,
+            outcome: outcome.into(),
+            failure: failure.map(str::to_owned),
+            attempt: None,
+        }
+    }
+
+    fn status(history: Vec<HistoryEntry>, last_check: Option<LastCheck>) -> UpdaterStatus {
+        UpdaterStatus {
+            history,
+            last_check,
+            ..UpdaterStatus::default()
+        }
+    }
+
+    fn v(s: &str) -> Option<Version> {
+        Some(Version::new(s).expect("version"))
+    }
+
+    #[test]
+    fn each_failure_kind_maps_to_its_outcome() {
+        for (kind, outcome) in [
+            ("download", UpdateOutcome::FailedDownload),
+            ("verification", UpdateOutcome::FailedVerification),
+            ("expired_metadata", UpdateOutcome::FailedExpiredMetadata),
+            ("install", UpdateOutcome::FailedInstall),
+        ] {
+            assert_eq!(failed(&check(1, "failed", Some(kind))), Some(outcome));
+        }
+        // Not failed, not classified (an older updater), or a kind this reader does not know:
+        // nothing is reported rather than a guess.
+        assert_eq!(failed(&check(1, "up_to_date", None)), None);
+        assert_eq!(failed(&check(1, "failed", None)), None);
+        assert_eq!(failed(&check(1, "failed", Some("cosmic_rays"))), None);
+    }
+
+    #[test]
+    fn a_failed_check_before_a_bundle_was_chosen_reports_no_versions() {
+        let s = status(vec![], Some(check(50, "failed", Some("expired_metadata"))));
+        let r = last_update(&s).expect("reported");
+        assert_eq!(
+            r,
+            UpdateReport {
+                at: 50,
+                bundle: None,
+                from: None,
+                to: None,
+                outcome: UpdateOutcome::FailedExpiredMetadata,
+            }
+        );
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(
+            json,
+            serde_json::json!({"at": 50, "outcome": "failed_expired_metadata"})
+        );
+    }
+
+    #[test]
+    fn last_update_is_the_more_recent_of_the_last_install_and_a_failed_check() {
+        let history = vec![entry(10, 1, "installed"), entry(20, 2, "rolled_back")];
+        // No failed check: the last history record.
+        let r = last_update(&status(history.clone(), None)).expect("r");
+        assert_eq!((r.at, r.outcome), (20, UpdateOutcome::RolledBack));
+        assert_eq!((r.from, r.to), (v("1"), v("2")));
+        // A later check refused a tampered bundle pten 3 (pten 1 installed).
+        let mut c = check(30, "failed", Some("verification"));
+        c.attempt = Some(Attempt {
+            bundle: "pten".into(),
+            version: 3,
+            from_version: Some(1),
+        });
+        let r = last_update(&status(history.clone(), Some(c.clone()))).expect("r");
+        assert_eq!(
+            r,
+            UpdateReport {
+                at: 30,
+                bundle: Ident::new("pten").ok(),
+                from: v("1"),
+                to: v("3"),
+                outcome: UpdateOutcome::FailedVerification,
+            }
+        );
+        // The same second as the install the same check made before failing: the failure.
+        c.at = 20;
+        let r = last_update(&status(history.clone(), Some(c.clone()))).expect("r");
+        assert_eq!(r.outcome, UpdateOutcome::FailedVerification);
+        // A failed check older than the last install (an old record): the install.
+        c.at = 15;
+        let r = last_update(&status(history.clone(), Some(c))).expect("r");
+        assert_eq!(r.outcome, UpdateOutcome::RolledBack);
+        // A later successful check with nothing new: the failure is gone, the install stays.
+        let mut h = history.clone();
+        h.push(entry(40, 3, "installed"));
+        let r = last_update(&status(h, Some(check(41, "up_to_date", None)))).expect("r");
+        assert_eq!(
+            (r.at, r.outcome, r.to),
+            (40, UpdateOutcome::Installed, v("3"))
+        );
+        let r = last_update(&status(history, Some(check(50, "up_to_date", None)))).expect("r");
+        assert_eq!((r.at, r.outcome), (20, UpdateOutcome::RolledBack));
+        // Never tried: nothing.
+        assert_eq!(
+            last_update(&status(vec![], Some(check(5, "up_to_date", None)))),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn job_counts_are_absent_when_the_portals_counts_are_absent_or_stale() {
+        let d = tempfile::tempdir().expect("tempdir");
+        let counts = d.path().join("counts.json");
+        let cfg = Config {
+            portal_counts: counts.clone(),
+            portal_counts_max_age_s: 60,
+            update_socket: d.path().join("no-update.sock"),
+            model_store: d.path().join("models"),
+            data_dir: d.path().to_owned(),
+            os_release: d.path().join("os-release"),
+            units: Vec::new(),
+            read_timeout_ms: 200,
+            ..Config::default()
+        };
+        let mut c = Collector::new(cfg, None, BootReason::Unknown);
+        let now = 1_796_000_000;
+        let absent = |r: &Reading| {
+            let json = serde_json::to_value(&r.health).expect("json");
+            r.health.jobs.is_none() && json.get("jobs").is_none()
+        };
+        let r = c.read(now).await;
+        assert!(absent(&r), "no counts file: {:?}", r.health.jobs);
+        let write = |at: u64, queued: u32| {
+            std::fs::write(
+                &counts,
+                format!(
+                    r#"{{"v":1,"at":{at},"jobs":{{"queued":{queued},"running":0,"done_last_hour":0,"failed_last_hour":0}},"failed_sign_ins_total":0}}"#
+                ),
+            )
+            .expect("write");
+        };
+        write(now - 61, 4);
+        let r = c.read(now).await;
+        assert!(absent(&r), "stale counts: {:?}", r.health.jobs);
+        write(now - 5, 4);
+        let r = c.read(now).await;
+        assert_eq!(r.health.jobs.map(|j| j.queued), Some(4));
+        // Zeros the portal wrote are sent as zeros: known, not invented.
+        write(now, 0);
+        let r = c.read(now).await;
+        assert_eq!(r.health.jobs, Some(JobCounts::default()));
+    }
 }

@@ -38,7 +38,8 @@ pub struct Row {
     pub valise: Option<String>,
     /// `id@version`, in the box's order.
     pub models: Vec<String>,
-    /// `outcome to version at`, from the last health message.
+    /// `outcome version at` (`outcome at` for a check that failed before a bundle was
+    /// chosen: no version to show), from the last health message.
     pub last_update: Option<String>,
     pub alerts: BTreeSet<String>,
     /// When the centre last received anything from the box (centre clock).
@@ -229,7 +230,10 @@ fn apply_health(row: &mut Row, m: &HealthMessage) {
             .ok()
             .and_then(|v| v.as_str().map(str::to_owned))
             .unwrap_or_default();
-        format!("{outcome} {} {}", u.to, u.at)
+        match &u.to {
+            Some(to) => format!("{outcome} {to} {}", u.at),
+            None => format!("{outcome} {}", u.at),
+        }
     });
     let mut a = BTreeSet::new();
     for u in &m.units {
@@ -380,5 +384,44 @@ mod tests {
         assert!(t.to_text(now).contains("OFFLINE"));
         let json: serde_json::Value = serde_json::from_str(&t.to_json()).expect("json");
         assert_eq!(json[0]["box"], "box-1");
+    }
+
+    #[test]
+    fn a_check_refused_before_a_bundle_was_chosen_shows_and_alerts() {
+        let mut t = FleetTable::new();
+        let now = 1_796_378_500;
+        let topic = "valise/v1/lisbon/box-2/health";
+        t.ingest(topic, &example("health-jetson.json"), now);
+        let row = t.rows().next().expect("row");
+        assert_eq!(
+            row.last_update.as_deref(),
+            Some("installed 2026.11.2 1796288400")
+        );
+        assert!(!row.alerts.contains("update-failed"), "{:?}", row.alerts);
+        // A later health: the last check refused the repository's metadata; no versions.
+        assert!(matches!(
+            t.ingest(topic, &example("health-update-failed.json"), now),
+            Change::Health(_)
+        ));
+        let row = t.rows().next().expect("row");
+        assert_eq!(
+            row.last_update.as_deref(),
+            Some("failed_verification 1796378100")
+        );
+        assert!(row.alerts.contains("update-failed"), "{:?}", row.alerts);
+        assert!(t.to_text(now).contains("failed_verification 1796378100"));
+        // A box whose portal is stopped sends no job counts: read, not ignored.
+        assert_eq!(
+            t.ingest(topic, &example("health-minimal-replayed.json"), now),
+            Change::Health(id("lisbon", "box-2"))
+        );
+        assert_eq!(t.ignored, 0);
+    }
+
+    fn id(site: &str, b: &str) -> BoxId {
+        BoxId::new(
+            valise_health_schema::Name::new(site).expect("site"),
+            valise_health_schema::Name::new(b).expect("box"),
+        )
     }
 }

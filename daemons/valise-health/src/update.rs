@@ -6,8 +6,9 @@
 //! The updater's state directory is its own (0700); its API is the one way in, reachable by
 //! the members of group `valise-update` (valise-health is one, see `valise.sysusers`).
 //!
-//! Only the fields read here are decoded: identifiers, versions, times and outcomes. The
-//! updater's free-text reasons (`reason`, error messages) are never deserialized, so they
+//! Only the fields read here are decoded: identifiers, versions, times, outcomes and the
+//! failure kind of the last check. The updater's free-text reasons (`reason`, error messages)
+//! and the check's `source` (which may name a USB path) are never deserialized, so they
 //! cannot reach a message.
 
 use std::collections::BTreeMap;
@@ -32,6 +33,36 @@ pub struct UpdaterStatus {
     /// Unix seconds when the first of the trusted top-level metadata expires.
     #[serde(default)]
     pub metadata_expires: Option<i64>,
+    /// The last check (online or from a USB copy).
+    #[serde(default)]
+    pub last_check: Option<LastCheck>,
+}
+
+/// The updater's last check, the part valise-health reads: never its `reason` or `source`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct LastCheck {
+    /// Unix seconds when it ended.
+    pub at: i64,
+    /// `up_to_date`, `installed`, `rolled_back` or `failed`.
+    pub outcome: String,
+    /// For a failed check: `download`, `verification`, `expired_metadata` or `install`
+    /// (absent from an updater that did not classify its failures).
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// For a failure while installing an offered bundle: which, and its versions.
+    #[serde(default)]
+    pub attempt: Option<Attempt>,
+}
+
+/// The bundle a failed check was installing.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub struct Attempt {
+    pub bundle: String,
+    /// The version offered.
+    pub version: u64,
+    /// The version installed before; absent when none was.
+    #[serde(default)]
+    pub from_version: Option<u64>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -142,5 +173,35 @@ mod tests {
         assert_eq!(s.history[1].from_version, None);
         let idle: Phase = serde_json::from_str(r#"{"phase":"idle"}"#).expect("idle");
         assert_eq!(idle.switching(), None);
+        let c = s.last_check.expect("last check");
+        assert_eq!(
+            (c.at, c.outcome.as_str(), c.failure, c.attempt),
+            (5, "installed", None, None)
+        );
+    }
+
+    #[test]
+    fn a_failed_check_is_read_without_its_reason_or_source() {
+        let text = r#"{"installed":{},"history":[],
+            "last_check":{"at":9,"source":"dir:/media/alice/FROBNICATE","outcome":"failed",
+                "reason":"target refused: pten/model.onnx: sha256 mismatch",
+                "failure":"verification",
+                "attempt":{"bundle":"pten","version":2,"from_version":1}}}"#;
+        let s: UpdaterStatus = serde_json::from_str(text).expect("parse");
+        let c = s.last_check.clone().expect("last check");
+        assert_eq!(c.failure.as_deref(), Some("verification"));
+        assert_eq!(
+            c.attempt,
+            Some(Attempt {
+                bundle: "pten".into(),
+                version: 2,
+                from_version: Some(1)
+            })
+        );
+        // Nothing of the reason or the source was kept.
+        let kept = format!("{s:?}");
+        for w in ["FROBNICATE", "media", "sha256", "refused", "repository"] {
+            assert!(!kept.contains(w), "{w:?} in {kept}");
+        }
     }
 }
