@@ -5,7 +5,10 @@
 //! `update_finished` and `update_rolled_back` events and in the health message's `bundles`,
 //! `last_update` and `expiry.update_metadata`. systemd is the fake on a private D-Bus (the
 //! updater restarts the translation engine through it; a failed restart job is the rollback),
-//! the translation engine is the real one.
+//! the translation engine is the real one. A tampered bundle and then tampered metadata on the
+//! repository are refused by the updater before any install: the centre sees
+//! `last_update.outcome == "failed_verification"` (with the bundle and its versions, then
+//! without any), and none of the updater's reasons.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -34,7 +37,22 @@ const REASONS: &[&str] = &[
     "engines did not come up",
     "slot",
     "repository",
+    "refused",
+    "sha256",
+    "signature",
+    "threshold",
+    "usb",
 ];
+
+/// The updater's reasons (free text) never leave the box.
+fn no_reasons(got: &[Received]) {
+    for m in got {
+        let text = String::from_utf8_lossy(&m.raw);
+        for r in REASONS {
+            assert!(!text.contains(r), "{r:?} in {text}");
+        }
+    }
+}
 
 /// A bundle the translation engine passes: restarted (through the fake systemd) and serving,
 /// no acceptance case of its own.
@@ -180,6 +198,8 @@ async fn check_for_updates_runs_a_real_check_and_updates_reach_the_centre() {
         first.json
     );
     assert!(first.json.get("last_update").is_none(), "{}", first.json);
+    // No portal here: no job counts, rather than zeros.
+    assert!(first.json.get("jobs").is_none(), "{}", first.json);
     // Before any check the trusted root shipped with the box already has an expiry.
     assert!(
         first.json["expiry"]["update_metadata"].is_i64(),
@@ -289,12 +309,88 @@ async fn check_for_updates_runs_a_real_check_and_updates_reach_the_centre() {
         (&h["last_update"]["from"], &h["last_update"]["to"]),
         (&"1".into(), &"2".into())
     );
-    // The updater's reasons (free text) never left the box.
-    for m in &got {
-        let text = String::from_utf8_lossy(&m.raw);
-        for r in REASONS {
-            assert!(!text.contains(r), "{r:?} in {text}");
-        }
-    }
+    no_reasons(&got);
+
+    // pten 3 published with one of its files tampered with on the repository: the updater
+    // refuses it before installing anything; the centre sees the failed verification.
+    let p3 = pten(3);
+    b.repo.publish(std::slice::from_ref(&p3));
+    let file = "pten-model/model.onnx";
+    let bytes = &p3.contents[file];
+    let mut evil = bytes.clone();
+    evil[0] ^= 1;
+    std::fs::write(
+        b.repo.target_path(&p3.manifest.file_target(file), bytes),
+        &evil,
+    )
+    .unwrap();
+    central
+        .publish(
+            CMD,
+            r#"{"v":1,"id":9,"at":0,"command":"check_for_updates"}"#,
+        )
+        .await;
+    let got = until(&mut central, "tampered bundle", &update_log, |got| {
+        last_health(got).is_some_and(|h| h["last_update"]["outcome"] == "failed_verification")
+    })
+    .await;
+    let s = status(&socket);
+    assert_eq!(
+        (&s["last_check"]["outcome"], &s["last_check"]["failure"]),
+        (&"failed".into(), &"verification".into()),
+        "{s}"
+    );
+    assert!(
+        s["last_check"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("target refused"),
+        "{s}"
+    );
+    let h = last_health(&got).unwrap();
+    assert_eq!(
+        h["last_update"],
+        serde_json::json!({
+            "at": s["last_check"]["at"], "bundle": "pten", "from": "1", "to": "3",
+            "outcome": "failed_verification",
+        })
+    );
+    assert_eq!(
+        h["bundles"],
+        serde_json::json!([{"name": "pten", "version": "1"}]),
+        "nothing installed"
+    );
+    assert!(events(&got, "update_started").is_empty(), "nothing began");
+    no_reasons(&got);
+
+    // Then the timestamp metadata forged (its signed part changed, the signature kept): refused
+    // before any bundle is chosen, so no bundle and no versions are reported.
+    let ts = b.repo.dir.join("metadata/timestamp.json");
+    let mut forged: Value = serde_json::from_slice(&std::fs::read(&ts).unwrap()).unwrap();
+    let v = forged["signed"]["version"].as_u64().unwrap();
+    forged["signed"]["version"] = (v + 1).into();
+    std::fs::write(&ts, serde_json::to_vec(&forged).unwrap()).unwrap();
+    central
+        .publish(
+            CMD,
+            r#"{"v":1,"id":10,"at":0,"command":"check_for_updates"}"#,
+        )
+        .await;
+    let got = until(&mut central, "forged metadata", &update_log, |got| {
+        last_health(got).is_some_and(|h| {
+            h["last_update"]["outcome"] == "failed_verification"
+                && h["last_update"].get("bundle").is_none()
+        })
+    })
+    .await;
+    let s = status(&socket);
+    assert_eq!(s["last_check"]["failure"], "verification", "{s}");
+    assert!(s["last_check"].get("attempt").is_none(), "{s}");
+    let h = last_health(&got).unwrap();
+    assert_eq!(
+        h["last_update"],
+        serde_json::json!({"at": s["last_check"]["at"], "outcome": "failed_verification"})
+    );
+    no_reasons(&got);
     drop(translate);
 }
