@@ -21,14 +21,17 @@ struct Args {
     model_store: Option<PathBuf>,
 }
 
-/// How whisper.cpp's OpenMP threads wait at each step of the model (libgomp reads it once,
-/// when it is loaded, before `main`). `passive`: they sleep instead of spinning, so a thread
-/// that waits does not burn the time slice of the one it waits for when the box is busy
-/// (tests/bench-transcribe/README.md: 7-14x less wall time on a loaded machine, 11x less CPU).
-const OMP_WAIT_POLICY: &str = "passive";
+/// How long whisper.cpp's OpenMP threads spin at each step of the model before they sleep
+/// (libgomp's `GOMP_SPINCOUNT`, read once when libgomp is loaded, before `main`). ggml's own
+/// pool only spins: on a busy box the waiting thread burns the time slice of the one it waits
+/// for. Sleeping at once (`OMP_WAIT_POLICY=passive`) costs a wake-up per step when the box is
+/// quiet; a short spin of 300 rounds (a few microseconds) is as good as passive under load and
+/// 1.2-1.4x faster when quiet; 1,000 and more lose under load (tests/bench-transcribe/README.md,
+/// "Long recordings").
+const GOMP_SPINCOUNT: &str = "300";
 
 fn main() -> std::process::ExitCode {
-    ensure_omp_wait_policy();
+    ensure_omp_waits();
     valise_log::init("valise-transcribe");
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -41,12 +44,13 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// The unit sets `OMP_WAIT_POLICY`; started any other way (scripts/run, the tests, a Jetson
+/// The unit sets `GOMP_SPINCOUNT`; started any other way (scripts/run, the tests, a Jetson
 /// unit someone edited), the engine starts itself again with it, as libgomp only reads it at
-/// load time. An explicit value (another policy, to measure it) is left alone.
-fn ensure_omp_wait_policy() {
+/// load time. An explicit spin count or wait policy (to measure another) is left alone.
+fn ensure_omp_waits() {
     use std::os::unix::process::CommandExt;
-    if std::env::var_os("OMP_WAIT_POLICY").is_some() {
+    if std::env::var_os("GOMP_SPINCOUNT").is_some() || std::env::var_os("OMP_WAIT_POLICY").is_some()
+    {
         return;
     }
     let mut args = std::env::args_os();
@@ -54,10 +58,10 @@ fn ensure_omp_wait_policy() {
     let err = std::process::Command::new("/proc/self/exe")
         .arg0(arg0)
         .args(args)
-        .env("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+        .env("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
         .exec();
     // Only reached if the exec failed: run as we are, slower on a busy box.
-    eprintln!("valise-transcribe: could not restart with OMP_WAIT_POLICY={OMP_WAIT_POLICY}: {err}");
+    eprintln!("valise-transcribe: could not restart with GOMP_SPINCOUNT={GOMP_SPINCOUNT}: {err}");
 }
 
 fn real_main() -> anyhow::Result<()> {
@@ -74,6 +78,7 @@ fn real_main() -> anyhow::Result<()> {
     }
     config.validate().map_err(anyhow::Error::msg)?;
     tracing::info!(
+        gomp_spincount = std::env::var("GOMP_SPINCOUNT").unwrap_or_default(),
         omp_wait_policy = std::env::var("OMP_WAIT_POLICY").unwrap_or_default(),
         "starting"
     );

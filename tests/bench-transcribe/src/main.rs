@@ -631,9 +631,11 @@ fn bench(args: Args) -> anyhow::Result<()> {
                     let mut cmd = Command::new(&exe);
                     cmd.arg(CHILD_ARG);
                     // As the daemon runs (its unit, or its own restart): OpenMP threads that
-                    // sleep while they wait. A value already set (to measure another) is kept.
-                    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
-                        cmd.env("OMP_WAIT_POLICY", "passive");
+                    // spin briefly, then sleep. A value already set (to measure another) is kept.
+                    if std::env::var_os("GOMP_SPINCOUNT").is_none()
+                        && std::env::var_os("OMP_WAIT_POLICY").is_none()
+                    {
+                        cmd.env("GOMP_SPINCOUNT", "300");
                     }
                     Child::start(label.clone(), cmd, &serde_json::to_value(&job)?)?
                 }
