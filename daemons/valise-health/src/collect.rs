@@ -14,6 +14,7 @@ use valise_health_schema::{
 };
 
 use crate::config::Config;
+use crate::gpu::Nvml;
 use crate::host::{CpuTimes, Host};
 use crate::portal::{self, Counts, SignInWindow};
 use crate::spool::{Class, Spool};
@@ -238,7 +239,7 @@ impl Collector {
     /// `certificate_not_after`: the box certificate's expiry (Unix seconds), when enrolled.
     /// `boot_reason`: decided once at start (`boot.rs`).
     pub fn new(cfg: Config, certificate_not_after: Option<u64>, boot_reason: BootReason) -> Self {
-        let host = Host::default();
+        let host = Host::default().with_nvml(Nvml::new(cfg.nvml_library.clone()));
         let cpu_before = host.cpu_times();
         let systemd = Systemd::new(cfg.read_timeout());
         let updater = UpdateApi::new(cfg.update_socket.clone(), cfg.read_timeout());
@@ -303,7 +304,10 @@ impl Collector {
             }
         }
         let cpu_now = self.host.cpu_times();
-        let resources = self.host.resources(self.cpu_before, &self.cfg.data_dir);
+        let resources = self
+            .host
+            .collect(self.cpu_before, &self.cfg.data_dir, self.cfg.read_timeout())
+            .await;
         self.cpu_before = cpu_now.or(self.cpu_before);
         self.disk(&mut events);
         let expiry = ExpiryDays {

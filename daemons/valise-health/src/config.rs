@@ -74,8 +74,13 @@ pub struct Config {
     pub os_release: PathBuf,
     /// The hardware model reported (`jetson-orin-nx-16`); absent by default.
     pub hardware: Option<String>,
-    /// Milliseconds any one read of systemd or valise-update may take. Default 2000.
+    /// Milliseconds any one read of systemd, valise-update or NVML may take. Default 2000.
     pub read_timeout_ms: u64,
+    /// The NVML library read for the x86 GPU's figures (`gpu.rs`): a path, or a name the
+    /// dynamic loader looks up. Default: `libnvidia-ml.so.1`, the driver's, found by the
+    /// loader. A box without it (a Jetson, a box without an NVIDIA driver) reports no NVML
+    /// figures.
+    pub nvml_library: Option<PathBuf>,
     pub alerts: Alerts,
     pub spool: SpoolSection,
 }
@@ -134,6 +139,7 @@ impl Default for Config {
             os_release: PathBuf::from("/etc/os-release"),
             hardware: None,
             read_timeout_ms: 2000,
+            nvml_library: None,
             alerts: Alerts::default(),
             spool: SpoolSection::default(),
         }
@@ -238,6 +244,7 @@ mod tests {
             (c.health_interval_s, c.keep_alive_s, c.check_interval_s),
             (d.health_interval_s, d.keep_alive_s, d.check_interval_s)
         );
+        assert_eq!(c.nvml_library, d.nvml_library);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The box's own figures, read from the kernel: uptime and boot id, CPU use and load, memory,
-//! disk, temperatures and the Jetson GPU's load; they fill [`Resources`] in the health message.
+//! disk, temperatures and the Jetson GPU's load; with the x86 GPU's figures from NVML
+//! (`gpu.rs`) they fill [`Resources`] in the health message.
 //!
 //! ```text
 //!  <root>/proc/uptime                         uptime_s
@@ -11,6 +12,7 @@
 //!  <root>/sys/class/thermal/thermal_zone*/temp
 //!  <root>/sys/class/hwmon/hwmon*/temp*_input  temperature_c: the hottest, in °C
 //!  <root>/sys/devices/.../gpu.0/load etc.     gpu.utilization_percent (Jetson, per mille)
+//!  NVML, first device (x86 NVIDIA GPU)        gpu.*: utilization, memory, temperature, power
 //! ```
 //!
 //! Every reader works under a root directory (`/` on the box), so tests can point it at a
@@ -18,13 +20,18 @@
 //! anything but what the kernel writes gives `None`: never a zero, never a guess. Parsing
 //! refuses nonsense (garbage, truncation, out-of-range values) and never panics.
 //!
-//! The x86 GPU (NVML) is not read here: its figures stay `None` until an NVML reader is added.
+//! `gpu` comes from the Jetson's sysfs where that exists, else from NVML where the host was
+//! given a reader ([`Host::with_nvml`]; the daemon's is), else it is absent. NVML is never
+//! loaded on a Jetson. [`Host::resources`] reads the kernel only (and never blocks on a
+//! driver); [`Host::collect`] adds NVML from a blocking thread, within a time limit.
 
 use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use valise_health_schema::{GpuFigures, Percent, Resources};
+
+use crate::gpu::Nvml;
 
 /// The most bytes read from one kernel file (a /proc/stat of a few hundred CPUs fits).
 const MAX_FILE: u64 = 1 << 20;
@@ -83,10 +90,11 @@ pub struct Disk {
     pub used_bytes: u64,
 }
 
-/// Reads the figures under a root directory.
+/// Reads the figures under a root directory, and the x86 GPU through NVML when given.
 #[derive(Clone, Debug)]
 pub struct Host {
     root: PathBuf,
+    nvml: Option<Nvml>,
 }
 
 impl Default for Host {
@@ -96,8 +104,18 @@ impl Default for Host {
 }
 
 impl Host {
+    /// Without NVML: the kernel's figures only (see [`Host::with_nvml`]).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            nvml: None,
+        }
+    }
+
+    /// Reads the GPU through `nvml` where no Jetson GPU is found ([`Host::collect`]).
+    pub fn with_nvml(mut self, nvml: Nvml) -> Self {
+        self.nvml = Some(nvml);
+        self
     }
 
     fn read(&self, rel: &str) -> Option<String> {
@@ -165,15 +183,34 @@ impl Host {
             .find_map(|rel| parse_per_mille(&self.read(rel)?))
     }
 
-    /// The `resources` of a health message. `cpu_before` is a reading taken some time ago
-    /// (the caller's interval); `disk` is the data partition's path.
+    /// The `resources` of a health message: [`Host::resources`], then, where that found no
+    /// Jetson GPU, the NVML figures (if the host has a reader), waiting at most `limit` for
+    /// them.
+    pub async fn collect(
+        &self,
+        cpu_before: Option<CpuTimes>,
+        disk: &Path,
+        limit: std::time::Duration,
+    ) -> Resources {
+        let mut r = self.resources(cpu_before, disk);
+        if r.gpu.is_none()
+            && let Some(nvml) = &self.nvml
+        {
+            r.gpu = nvml.read(limit).await;
+        }
+        r
+    }
+
+    /// The `resources` of a health message from the kernel alone (the GPU's only where it is
+    /// a Jetson's). `cpu_before` is a reading taken some time ago (the caller's interval);
+    /// `disk` is the data partition's path.
     pub fn resources(&self, cpu_before: Option<CpuTimes>, disk: &Path) -> Resources {
         let cpu_percent = cpu_before
             .zip(self.cpu_times())
             .and_then(|(before, now)| now.busy_since(&before));
         let memory = self.memory();
         let disk = Self::disk(disk);
-        // The x86 GPU (NVML) is out of scope: only the Jetson's sysfs load is read.
+        // The Jetson's sysfs load; the x86 GPU's figures are added by `collect` (NVML).
         let gpu = self.jetson_gpu_load().map(|load| GpuFigures {
             utilization_percent: Some(load),
             ..GpuFigures::default()

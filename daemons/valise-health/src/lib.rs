@@ -21,6 +21,7 @@ pub mod collect;
 pub mod config;
 pub mod error;
 pub mod fleet;
+pub mod gpu;
 pub mod host;
 pub mod link;
 pub mod portal;
