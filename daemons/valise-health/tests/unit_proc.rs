@@ -17,7 +17,7 @@ fn unit_setting(key: &str) -> Option<String> {
     text.lines()
         .filter_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
         .map(|v| v.trim().to_owned())
-        .last()
+        .next_back()
 }
 
 /// Unmounts when dropped, so a failing assertion leaves no mount behind.
