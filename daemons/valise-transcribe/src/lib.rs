@@ -12,6 +12,7 @@ pub mod config;
 pub mod engine;
 mod error;
 pub mod jobs;
+pub mod omp;
 pub mod pipeline;
 pub mod slots;
 

@@ -21,17 +21,8 @@ struct Args {
     model_store: Option<PathBuf>,
 }
 
-/// How long whisper.cpp's OpenMP threads spin at each step of the model before they sleep
-/// (libgomp's `GOMP_SPINCOUNT`, read once when libgomp is loaded, before `main`). ggml's own
-/// pool only spins: on a busy box the waiting thread burns the time slice of the one it waits
-/// for. Sleeping at once (`OMP_WAIT_POLICY=passive`) costs a wake-up per step when the box is
-/// quiet; a short spin of 300 rounds (a few microseconds) is as good as passive under load and
-/// 1.2-1.4x faster when quiet; 1,000 and more lose under load (tests/bench-transcribe/README.md,
-/// "Long recordings").
-const GOMP_SPINCOUNT: &str = "300";
-
 fn main() -> std::process::ExitCode {
-    ensure_omp_waits();
+    valise_transcribe::omp::ensure_waits();
     valise_log::init("valise-transcribe");
     match real_main() {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -42,26 +33,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(78)
         }
     }
-}
-
-/// The unit sets `GOMP_SPINCOUNT`; started any other way (scripts/run, the tests, a Jetson
-/// unit someone edited), the engine starts itself again with it, as libgomp only reads it at
-/// load time. An explicit spin count or wait policy (to measure another) is left alone.
-fn ensure_omp_waits() {
-    use std::os::unix::process::CommandExt;
-    if std::env::var_os("GOMP_SPINCOUNT").is_some() || std::env::var_os("OMP_WAIT_POLICY").is_some()
-    {
-        return;
-    }
-    let mut args = std::env::args_os();
-    let arg0 = args.next().unwrap_or_else(|| "valise-transcribe".into());
-    let err = std::process::Command::new("/proc/self/exe")
-        .arg0(arg0)
-        .args(args)
-        .env("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
-        .exec();
-    // Only reached if the exec failed: run as we are, slower on a busy box.
-    eprintln!("valise-transcribe: could not restart with GOMP_SPINCOUNT={GOMP_SPINCOUNT}: {err}");
 }
 
 fn real_main() -> anyhow::Result<()> {

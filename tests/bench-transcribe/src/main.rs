@@ -632,10 +632,8 @@ fn bench(args: Args) -> anyhow::Result<()> {
                     cmd.arg(CHILD_ARG);
                     // As the daemon runs (its unit, or its own restart): OpenMP threads that
                     // spin briefly, then sleep. A value already set (to measure another) is kept.
-                    if std::env::var_os("GOMP_SPINCOUNT").is_none()
-                        && std::env::var_os("OMP_WAIT_POLICY").is_none()
-                    {
-                        cmd.env("GOMP_SPINCOUNT", "300");
+                    if !valise_transcribe::omp::configured() {
+                        cmd.env("GOMP_SPINCOUNT", valise_transcribe::omp::GOMP_SPINCOUNT);
                     }
                     Child::start(label.clone(), cmd, &serde_json::to_value(&job)?)?
                 }
