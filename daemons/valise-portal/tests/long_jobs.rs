@@ -20,8 +20,7 @@ async fn a_long_job_shows_a_fair_eta_and_its_first_segments_while_it_runs() {
     let (_t, _l) = valise_e2e::engines::start_engines(dir.path(), 2);
     let long = dir.path().join("long.flac");
     // JFK looped: 2 minutes, or 12 when measuring the estimate (`valise_e2e::long_job_loops`).
-    let loops = valise_e2e::long_job_loops();
-    looped_audio(&testdata("jfk.wav"), loops, &long);
+    looped_audio(&testdata("jfk.wav"), valise_e2e::long_job_loops(), &long);
     let config = config_in(dir.path());
     let p = Portal::start_with(dir, config).await;
     p.add_user("nadia", false);
@@ -37,7 +36,8 @@ async fn a_long_job_shows_a_fair_eta_and_its_first_segments_while_it_runs() {
     let id = job["id"].as_str().unwrap().to_owned();
 
     let started = Instant::now();
-    let mut first_eta: Option<(Instant, f64, f64)> = None;
+    // (time, progress, eta, recording seconds still to do) of the first reading past 10 %.
+    let mut first_eta: Option<(Instant, f64, f64, f64)> = None;
     let mut partial: Vec<Value> = Vec::new();
     let done_at = loop {
         let (s, j) = c.get_json(&format!("/api/jobs/{id}")).await;
@@ -57,7 +57,8 @@ async fn a_long_job_shows_a_fair_eta_and_its_first_segments_while_it_runs() {
                     && progress >= 0.10
                     && let Some(eta) = j["eta_secs"].as_f64()
                 {
-                    first_eta = Some((now, progress, eta));
+                    let duration = j["duration_secs"].as_f64().expect("a probed duration");
+                    first_eta = Some((now, progress, eta, (1.0 - progress) * duration));
                 }
                 if partial.is_empty() {
                     let (s, pt) = c.get_json(&format!("/api/jobs/{id}/partial")).await;
@@ -90,9 +91,8 @@ async fn a_long_job_shows_a_fair_eta_and_its_first_segments_while_it_runs() {
     assert_eq!(pt["total"].as_u64().unwrap() as usize, all.len());
     assert_eq!(pt["segments"].as_array().unwrap().len(), all.len() - 1);
 
-    let (at, progress, eta) = first_eta.expect("an ETA once a tenth was done");
+    let (at, progress, eta, remaining_audio) = first_eta.expect("an ETA once a tenth was done");
     let actual = done_at.duration_since(at).as_secs_f64();
-    let remaining_audio = (1.0 - progress) * 11.0 * f64::from(loops);
     let err = valise_e2e::check_eta(eta, actual, remaining_audio)
         .unwrap_or_else(|e| panic!("ETA at {:.0} %: {e}", progress * 100.0));
     println!(
