@@ -305,14 +305,16 @@ impl<F: Fetch> Updater<F> {
         Ok(None)
     }
 
-    /// Spec 5.6 / 5.6.7.2: makes `role` (delegated by `delegator`) trusted.
+    /// Spec 5.6 / 5.6.7.2: makes `role` (delegated by `delegator`) trusted. A role already
+    /// trusted through another delegator is checked against this one's keys as well.
     fn load_targets_role(
         &self,
         set: &mut TrustedSet,
         role: &str,
         delegator: &str,
     ) -> Result<(), UpdateError> {
-        if set.targets(role).is_some() {
+        // Already trusted: through this delegator too, or the search ends with the error.
+        if set.trust_through(role, delegator)? {
             return Ok(());
         }
         if role == "targets" {

@@ -503,3 +503,89 @@ fn delegated_role_missing_from_snapshot_is_an_error() {
     );
     assert_eq!(w.fetch.take(), Vec::<String>::new());
 }
+
+/// targets → parent-a ("team-a/*") → release, targets → parent-b ("team-b/*") → release:
+/// one role name delegated by two roles, each with its own key for it (`kr_b` for
+/// parent-b's). release is signed with `release_signer` only and lists a file under each
+/// team's path.
+fn one_role_two_delegators(kr_b_seed: u8) -> World {
+    let keys = Keys::new();
+    let (ka, kb, kr_a) = (Signer::new(10), Signer::new(11), Signer::new(12));
+    let kr_b = Signer::new(kr_b_seed);
+    let top = targets_with(
+        1,
+        &[],
+        Some(delegations(&[
+            Deleg::to("parent-a", &ka, &["team-a/*"]),
+            Deleg::to("parent-b", &kb, &["team-b/*"]),
+        ])),
+    );
+    let a = targets_with(
+        1,
+        &[],
+        Some(delegations(&[Deleg::to("release", &kr_a, &["team-a/*"])])),
+    );
+    let b = targets_with(
+        1,
+        &[],
+        Some(delegations(&[Deleg::to("release", &kr_b, &["team-b/*"])])),
+    );
+    let release = targets_with(
+        1,
+        &[
+            ("team-a/file", b"trusted A"),
+            ("team-b/file", b"malicious B"),
+        ],
+        None,
+    );
+    World::new(|dir| {
+        write_repo(
+            dir,
+            &keys,
+            &[
+                ("targets", &top, &keys.targets),
+                ("parent-a", &a, &ka),
+                ("parent-b", &b, &kb),
+                ("release", &release, &kr_a),
+            ],
+        )
+    })
+}
+
+#[test]
+fn role_trusted_through_one_delegator_is_verified_again_through_another() {
+    // parent-b lists another key for release than the one that signed it.
+    let w = one_role_two_delegators(13);
+    let mut set = w.refreshed();
+    let up = w.updater();
+    let a = up.find_target(&mut set, "team-a/file").expect("through A");
+    assert_eq!(a.map(|t| t.length), Some(9));
+    assert_eq!(w.fetch.take(), md(&["parent-a", "release"]));
+    // Same set, same process: release is already trusted, but only with parent-a's
+    // authority; through parent-b its signature must meet parent-b's keys, and does not.
+    let err = up
+        .find_target(&mut set, "team-b/file")
+        .expect_err("release is not signed by parent-b's key for it");
+    assert!(
+        matches!(err, UpdateError::Tuf(Error::Threshold { ref role, .. }) if role == "release"),
+        "{err:?}"
+    );
+    assert_eq!(w.fetch.take(), md(&["parent-b"]));
+}
+
+#[test]
+fn role_delegated_twice_with_its_signing_key_is_found_through_both() {
+    // Twin: parent-b lists the key that signed release (seed 12, as parent-a does).
+    let w = one_role_two_delegators(12);
+    let mut set = w.refreshed();
+    let up = w.updater();
+    assert!(
+        up.find_target(&mut set, "team-a/file")
+            .expect("A")
+            .is_some()
+    );
+    let b = up.find_target(&mut set, "team-b/file").expect("through B");
+    assert_eq!(b.map(|t| t.length), Some(11));
+    // release verified again from the trusted copy, not fetched again.
+    assert_eq!(w.fetch.take(), md(&["parent-a", "release", "parent-b"]));
+}
