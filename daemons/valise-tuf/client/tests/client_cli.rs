@@ -138,14 +138,19 @@ impl World {
     }
 
     fn download(&self, name: &str) -> i32 {
+        self.download_all(&[name])
+    }
+
+    /// One `download` with a `--target-name` for each of `names`, in this order.
+    fn download_all(&self, names: &[&str]) -> i32 {
         let md = format!("{}/metadata/", self.server.base);
         let t = format!("{}/targets/", self.server.base);
         let dl = self.dl();
-        self.client(&[
-            "--target-name",
-            name,
+        let mut args: Vec<&str> = names.iter().flat_map(|n| ["--target-name", n]).collect();
+        let mdir = self.md();
+        args.extend([
             "--metadata-dir",
-            self.md().to_str().unwrap(),
+            mdir.to_str().unwrap(),
             "--target-dir",
             dl.to_str().unwrap(),
             "--target-base-url",
@@ -153,7 +158,8 @@ impl World {
             "--metadata-url",
             &md,
             "download",
-        ])
+        ]);
+        self.client(&args)
     }
 
     /// The metadata directory's files and their bytes.
@@ -299,6 +305,44 @@ fn download_searches_delegations_then_uses_the_cache() {
     assert_eq!(
         std::fs::read(w.dl().join("docs%2Fcaf%C3%A9%20%E2%9C%93.txt")).unwrap(),
         b"ol\xc3\xa1"
+    );
+}
+
+#[test]
+fn repeated_target_names_are_downloaded_in_order_by_one_updater() {
+    // CLIENT-CLI.md: `--target-name` may be repeated; targets in argument order, one
+    // client/updater instance (one refresh), stop with exit 1 at the first that fails.
+    let w = world();
+    w.init();
+    assert_eq!(w.download_all(&["a.txt", "docs/café ✓.txt"]), 0);
+    let (ha, hd) = (sha256_hex(b"hello"), sha256_hex(b"ol\xc3\xa1"));
+    assert_eq!(
+        w.server.take(),
+        vec![
+            "/metadata/2.root.json".to_owned(),
+            "/metadata/timestamp.json".to_owned(),
+            "/metadata/1.snapshot.json".to_owned(),
+            "/metadata/1.targets.json".to_owned(),
+            format!("/targets/{ha}.a.txt"),
+            "/metadata/1.docs%20team.json".to_owned(),
+            format!("/targets/docs/{hd}.caf%C3%A9%20%E2%9C%93.txt"),
+        ]
+    );
+    assert_eq!(dir_files(&w.dl()).len(), 2);
+    // The second of three fails: the third is not looked for, the first stays downloaded.
+    let w = world();
+    w.init();
+    assert_eq!(
+        w.download_all(&["a.txt", "docs/missing.txt", "docs/café ✓.txt"]),
+        1
+    );
+    assert_eq!(
+        dir_files(&w.dl()),
+        [("a.txt".to_owned(), b"hello".to_vec())]
+    );
+    assert!(
+        !w.server.take().iter().any(|p| p.contains("caf")),
+        "nothing fetched for the third target"
     );
 }
 
