@@ -67,35 +67,35 @@ pub fn load_tls(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> 
     Ok(Arc::new(cfg))
 }
 
-/// Writes a self-signed certificate for `names` unless both files exist (the README's run
-/// command; a real post installs its own certificate).
+/// Writes a self-signed certificate for `names` unless a usable pair is there (the README's
+/// run command and the appliance's `--dev-cert`; a real post installs its own certificate).
+///
+/// Each file is replaced atomically (key first, then the certificate: a power cut leaves the
+/// old pair, or a new key beside an old certificate, which the check below catches). A pair
+/// that does not load (empty or torn files after a power cut on a box that had just made
+/// them, a key that does not match) is made again: it is this function's own self-signed
+/// pair, so nothing is lost, and a portal that refused to start on it would stay down.
 pub fn ensure_dev_cert(cert: &Path, key: &Path, names: &[String]) -> Result<(), TlsError> {
     if cert.exists() && key.exists() {
-        return Ok(());
+        match load_tls(cert, key) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the self-signed certificate does not load: making a new one")
+            }
+        }
     }
     let g = rcgen::generate_simple_self_signed(names.to_vec())
         .map_err(|e| TlsError::Generate(e.to_string()))?;
     let gen_err = |e: std::io::Error| TlsError::Generate(e.to_string());
-    if let Some(d) = cert.parent() {
-        std::fs::create_dir_all(d).map_err(gen_err)?;
+    for p in [cert, key] {
+        if let Some(d) = p.parent() {
+            std::fs::create_dir_all(d).map_err(gen_err)?;
+        }
     }
-    if let Some(d) = key.parent() {
-        std::fs::create_dir_all(d).map_err(gen_err)?;
-    }
-    std::fs::write(cert, g.cert.pem()).map_err(gen_err)?;
-    {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(key)
-            .map_err(gen_err)?;
-        f.write_all(g.signing_key.serialize_pem().as_bytes())
-            .map_err(gen_err)?;
-    }
+    crate::transcripts::write_atomic(key, g.signing_key.serialize_pem().as_bytes())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    crate::transcripts::write_atomic(cert, g.cert.pem().as_bytes())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
     Ok(())
 }
 
@@ -220,4 +220,38 @@ pub fn local_names(addr: SocketAddr) -> Vec<String> {
     names.sort();
     names.dedup();
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A power cut just after the box made its pair left empty files (seen in the appliance's
+    /// boot test): the portal must start with a new pair, not exit on the old one forever.
+    #[test]
+    fn a_torn_dev_certificate_is_made_again_and_a_good_one_kept() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let d = tempfile::tempdir().unwrap();
+        let (cert, key) = (d.path().join("tls/cert.pem"), d.path().join("tls/key.pem"));
+        let names = vec!["valise".to_owned()];
+        ensure_dev_cert(&cert, &key, &names).unwrap();
+        let first = std::fs::read(&cert).unwrap();
+        assert!(load_tls(&cert, &key).is_ok());
+        ensure_dev_cert(&cert, &key, &names).unwrap();
+        assert_eq!(std::fs::read(&cert).unwrap(), first, "a good pair is kept");
+
+        std::fs::write(&cert, b"").unwrap();
+        assert!(load_tls(&cert, &key).is_err());
+        ensure_dev_cert(&cert, &key, &names).unwrap();
+        assert!(load_tls(&cert, &key).is_ok());
+        assert_ne!(std::fs::read(&cert).unwrap(), first);
+
+        std::fs::write(&key, b"-----BEGIN PRIVATE KEY-----\n").unwrap();
+        ensure_dev_cert(&cert, &key, &names).unwrap();
+        assert!(load_tls(&cert, &key).is_ok());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!d.path().join("tls/key.tmp").exists());
+    }
 }
