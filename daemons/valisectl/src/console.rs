@@ -13,6 +13,10 @@
 //!      portal administrator's name and password: whoever stands at the console must not be
 //!      able to walk away with a key to the staff data;
 //!   4  the self-check (valise-boot-check);
+//!   5  seal the staff data to this box's TPM again (`seal`), after a boot where the TPM
+//!      refused (Secure Boot keys, firmware or mainboard changed) and IT typed the recovery
+//!      key at systemd-cryptsetup's prompt. It needs that recovery key, and Secure Boot on;
+//!      the banner says when it is needed;
 //!   9  wipe (`valisectl wipe`, with its typed confirmation).
 //!
 //! Reading and writing go through `BufRead`/`Write`, so the tests drive the menu with a
@@ -29,6 +33,7 @@ use sha2::{Digest, Sha256};
 use valise_pki::enroll::{DEFAULT_DIR, IdentityDir};
 use valise_pki::{BoxIdentity, Name};
 
+use crate::seal::{self, Seal};
 use crate::wipe;
 
 /// Where the first-boot setup keeps the site and box (on the encrypted state volume: a wipe
@@ -65,6 +70,9 @@ pub struct ConsoleArgs {
     /// The self-check program.
     #[arg(long, default_value = "/usr/bin/valise-boot-check")]
     pub self_check: PathBuf,
+    /// The firmware's Secure Boot variable (efivarfs).
+    #[arg(long, default_value = seal::SECURE_BOOT_VAR)]
+    pub secure_boot_var: PathBuf,
 }
 
 /// The site and box chosen at first boot.
@@ -109,6 +117,9 @@ pub struct Console<'a> {
     out: &'a mut dyn Write,
     /// Secrets are read with echo off from the terminal (rpassword) when there is one.
     tty: bool,
+    /// What the TPM does for the state volume, asked once (a TPM unseal takes seconds on a
+    /// slow box) and again after sealing or wiping.
+    seal: Option<Seal>,
 }
 
 pub fn run(args: ConsoleArgs) -> Result<()> {
@@ -132,6 +143,7 @@ impl<'a> Console<'a> {
             input,
             out,
             tty,
+            seal: None,
         }
     }
 
@@ -187,6 +199,7 @@ impl<'a> Console<'a> {
                 "2" => self.show_portal(),
                 "3" => self.recovery_key_menu(setup.is_some()),
                 "4" => self.self_check(),
+                "5" => self.reseal(),
                 "9" => self.wipe(setup.as_ref()),
                 "" => Ok(()),
                 other => writeln!(self.out, "No such choice: {other:?}").map_err(Into::into),
@@ -206,6 +219,23 @@ impl<'a> Console<'a> {
             Some(s) => writeln!(self.out, "site {}  box {}", s.site, s.box_name)?,
             None => writeln!(self.out, "NOT SET UP YET: choose 1 (first-boot setup)")?,
         }
+        let seal = *self
+            .seal
+            .get_or_insert_with(|| seal::state(&self.args.device));
+        match seal {
+            Seal::Refused => writeln!(
+                self.out,
+                "VALISE-SEAL refused: the TPM did not open the staff data at this boot (Secure \
+                 Boot keys, firmware or\nmainboard changed?); it was opened with the recovery key. \
+                 Choose 5 to seal it to this box again."
+            )?,
+            Seal::NotSealed => writeln!(
+                self.out,
+                "VALISE-SEAL none: the staff data is not sealed to the TPM; only a key opens it \
+                 at boot. Choose 5 to seal it."
+            )?,
+            Seal::Opens | Seal::NoVolume => {}
+        }
         let first = if setup.is_none() {
             "First-boot setup: site, box, first administrator, enrollment request to USB"
         } else {
@@ -215,6 +245,7 @@ impl<'a> Console<'a> {
             self.out,
             "  1  {first}\n  2  Portal address and certificate fingerprint\n  \
              3  Add a recovery key for the staff data\n  4  Self-check\n  \
+             5  Seal the staff data to this box's TPM again (after a recovery-key start)\n  \
              9  WIPE all staff data (evacuation)"
         )?;
         Ok(())
@@ -512,23 +543,8 @@ impl<'a> Console<'a> {
                 text.trim()
             );
         };
-        let mut check = Command::new("cryptsetup")
-            .args(["open", "--test-passphrase", "--key-file=-"])
-            .arg(dev)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("running cryptsetup")?;
-        if let Some(mut i) = check.stdin.take() {
-            i.write_all(key.as_bytes())?;
-        }
-        let c = check.wait_with_output()?;
-        if !c.status.success() {
-            bail!(
-                "the new recovery key does not open the volume: {}",
-                String::from_utf8_lossy(&c.stderr).trim()
-            );
+        if let Err(why) = seal::key_opens(dev, &key)? {
+            bail!("the new recovery key does not open the volume: {why}");
         }
         writeln!(
             self.out,
@@ -536,7 +552,66 @@ impl<'a> Console<'a> {
              VALISE-RECOVERY-KEY {key}\n\n\
              Write it down and keep it in the post's safe, never with the box. At boot, when \
              the TPM refuses\n(mainboard or firmware changed), type it at \"Please enter \
-             passphrase for disk valise-state\".\nAn earlier recovery key no longer works."
+             recovery key for disk valise-state\",\nthen choose 5 here. An earlier recovery \
+             key no longer works."
+        )?;
+        Ok(())
+    }
+
+    /// Seals the staff data to this boot's PCR 7 again (module `seal`): Secure Boot on, the
+    /// recovery key typed (it opens the volume anyway, so it is the authority here), then
+    /// checked that the TPM opens the volume by itself.
+    fn reseal(&mut self) -> Result<()> {
+        let dev = self.args.device.clone();
+        match seal::secure_boot_on(&self.args.secure_boot_var) {
+            Some(true) => {}
+            sb => {
+                writeln!(
+                    self.out,
+                    "Refused: Secure Boot is {}. Sealing now would let any software started on \
+                     this box open the staff data.\nTurn Secure Boot on in the firmware, with \
+                     the ministry's keys only, and start the box again.",
+                    if sb.is_none() { "unknown" } else { "off" }
+                )?;
+                return Ok(());
+            }
+        }
+        let now = seal::state(&dev);
+        self.seal = Some(now);
+        match now {
+            Seal::NoVolume => bail!("no encrypted state volume at {}", dev.display()),
+            Seal::Opens => {
+                writeln!(
+                    self.out,
+                    "The TPM opens the staff data at this boot already: nothing to do."
+                )?;
+                return Ok(());
+            }
+            Seal::Refused | Seal::NotSealed => {}
+        }
+        writeln!(
+            self.out,
+            "The recovery key (from the post's safe) opens the staff data; type it to seal the \
+             data to this box's TPM."
+        )?;
+        let key = self.secret("Recovery key: ")?.ok_or(EndOfInput)?;
+        let key = key.trim();
+        if seal::key_opens(&dev, key)?.is_err() {
+            writeln!(self.out, "Refused: that key does not open the staff data.")?;
+            return Ok(());
+        }
+        seal::reseal(&dev, key)?;
+        // The new header on the disk before IT switches the box off.
+        let _ = Command::new("sync").status();
+        let after = seal::state(&dev);
+        self.seal = Some(after);
+        if after != Seal::Opens {
+            bail!("sealed, but the TPM still does not open the staff data ({after:?})");
+        }
+        writeln!(
+            self.out,
+            "VALISE-SEAL done: this box's TPM opens the staff data at the next boots (PCR 7); \
+             the recovery key still works."
         )?;
         Ok(())
     }
@@ -561,6 +636,7 @@ impl<'a> Console<'a> {
             &name,
             self.args.no_reboot,
         )?;
+        self.seal = None;
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ mod fleet;
 mod pki;
 #[cfg(feature = "central")]
 mod repo;
+mod seal;
 mod transcribe;
 mod translate;
 mod update;

@@ -69,6 +69,8 @@ impl Box_ {
                 "--no-reboot",
                 "--self-check",
                 "/bin/true",
+                "--secure-boot-var",
+                r.join("SecureBoot").to_str().unwrap(),
             ],
             script,
         )
@@ -81,6 +83,43 @@ impl Box_ {
             .status()
             .unwrap()
             .success()
+    }
+
+    /// A `systemd-tpm2` token as systemd-repart leaves it (the sealed blob made up): the
+    /// header says "sealed to the TPM", and no TPM here opens it, as after a change of
+    /// Secure Boot keys.
+    fn seal_to_a_tpm(&self) {
+        let mut c = Command::new("cryptsetup")
+            .args(["token", "import", "--json-file", "-"])
+            .arg(self.p("state.luks"))
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin
+            .take()
+            .unwrap()
+            .write_all(
+                br#"{"type":"systemd-tpm2","keyslots":["0"],"tpm2-blob":"AAAA","tpm2-pcrs":[7],
+                "tpm2-pcr-bank":"sha256","tpm2-primary-alg":"ecc","tpm2-pin":false,
+                "tpm2-policy-hash":"0000000000000000000000000000000000000000000000000000000000000000"}"#,
+            )
+            .unwrap();
+        assert!(c.wait().unwrap().success());
+    }
+
+    fn tokens(&self) -> String {
+        let o = Command::new("cryptsetup")
+            .args(["luksDump", "--dump-json-metadata"])
+            .arg(self.p("state.luks"))
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        v["tokens"].to_string()
+    }
+
+    /// The firmware's SecureBoot variable: attributes, then 1 (on) or 0 (off).
+    fn secure_boot(&self, on: bool) {
+        std::fs::write(self.p("SecureBoot"), [6, 0, 0, 0, u8::from(on)]).unwrap();
     }
 
     fn opens(&self) -> bool {
@@ -315,4 +354,48 @@ fn wipe_command_reads_the_confirmation_from_standard_input() {
     let o = run(&args, "ERASE box-9\n");
     assert!(o.status.success(), "{}", text(&o));
     assert!(!b.is_luks());
+}
+
+/// After a boot where the TPM refused (here: no TPM opens the made-up seal), the banner says
+/// so, and sealing again needs Secure Boot on and the key that opens the volume; a sealing
+/// that fails (no TPM on this machine) leaves the volume as it was. The sealing that works is
+/// image/boot-test's (swtpm, other Secure Boot keys).
+#[test]
+fn sealing_again_needs_secure_boot_and_the_recovery_key_and_fails_safe() {
+    let b = Box_::new();
+    std::fs::write(b.p("state/setup"), "site=lisbon\nbox=box-1\n").unwrap();
+    let o = b.console("");
+    assert!(text(&o).contains("VALISE-SEAL none"), "{}", text(&o));
+    b.seal_to_a_tpm();
+    let before = b.tokens();
+    assert!(before.contains("systemd-tpm2"), "{before}");
+
+    // Secure Boot's variable missing (not UEFI), then off: refused before any key is asked.
+    let o = b.console("5\n");
+    let out = text(&o);
+    assert!(
+        out.contains("VALISE-SEAL refused: the TPM did not open"),
+        "{out}"
+    );
+    assert!(out.contains("Refused: Secure Boot is unknown"), "{out}");
+    b.secure_boot(false);
+    let out = text(&b.console("5\na passphrase\n"));
+    assert!(out.contains("Refused: Secure Boot is off"), "{out}");
+    assert!(!out.contains("Recovery key: "), "{out}");
+
+    // On: a wrong key is refused; the right one reaches systemd-cryptenroll.
+    b.secure_boot(true);
+    let out = text(&b.console("5\nnot the key\n"));
+    assert!(out.contains("Recovery key: "), "{out}");
+    assert!(
+        out.contains("Refused: that key does not open the staff data"),
+        "{out}"
+    );
+    if !Path::new("/dev/tpmrm0").exists() {
+        let out = text(&b.console("5\na passphrase\n"));
+        assert!(out.contains("error: systemd-cryptenroll: "), "{out}");
+        assert!(!out.contains("VALISE-SEAL done"), "{out}");
+    }
+    assert_eq!(b.tokens(), before, "the header changed");
+    assert!(b.opens());
 }
