@@ -61,7 +61,7 @@ pub struct ConsoleArgs {
     #[arg(long, default_value = wipe::STATE_DEVICE)]
     pub device: PathBuf,
     /// A directory standing for the USB stick (tests); without it, USB sticks are found
-    /// and mounted.
+    /// and written with mtools.
     #[arg(long)]
     pub usb_dir: Option<PathBuf>,
     /// Do not reboot after a wipe.
@@ -380,15 +380,27 @@ impl<'a> Console<'a> {
     /// `valisectl ARGS --data-dir DIR` as the portal's user, `stdin` on its standard input.
     fn portal_ctl(&self, args: &[&str], stdin: &str) -> Result<std::process::Output> {
         let exe = std::env::current_exe().context("finding valisectl")?;
-        let mut cmd = Command::new(exe);
-        if !self.args.portal_user.is_empty() {
-            // As the portal's user (no PAM, no runuser: only uid and gid change; std drops
-            // the supplementary groups), so what SQLite creates stays the portal's.
-            let u = nix::unistd::User::from_name(&self.args.portal_user)?
-                .with_context(|| format!("no user {}", self.args.portal_user))?;
-            use std::os::unix::process::CommandExt;
-            cmd.uid(u.uid.as_raw()).gid(u.gid.as_raw());
-        }
+        let mut cmd = if self.args.portal_user.is_empty() {
+            Command::new(exe)
+        } else {
+            // As the portal's user, started by PID 1 (systemd-run) rather than by changing
+            // user here: the console's sandbox has no CAP_SETUID/CAP_SETGID. Files SQLite
+            // creates stay the portal's; standard input, output and the exit status pass
+            // through (--pipe --wait).
+            let mut c = Command::new("systemd-run");
+            c.args([
+                "--quiet",
+                "--pipe",
+                "--wait",
+                "--collect",
+                "--service-type=exec",
+            ])
+            .arg(format!("--uid={}", self.args.portal_user))
+            .arg(format!("--gid={}", self.args.portal_user))
+            .args(["-p", "PrivateNetwork=yes", "-p", "NoNewPrivileges=yes"])
+            .arg(exe);
+            c
+        };
         cmd.args(args)
             .arg("--data-dir")
             .arg(self.data_dir())
@@ -403,7 +415,7 @@ impl<'a> Console<'a> {
         Ok(child.wait_with_output()?)
     }
 
-    /// Writes `name` onto a USB stick (found, mounted, written, synced, unmounted).
+    /// Writes `name` onto a USB stick (found, written with mtools, flushed, read back).
     fn write_to_usb(&mut self, name: &str, contents: &str) -> Result<()> {
         loop {
             if let Some(dir) = self.args.usb_dir.clone() {
@@ -718,7 +730,8 @@ pub fn find_recovery_key(text: &str) -> Option<String> {
 
 #[derive(Debug, Clone)]
 struct Stick {
-    /// The block device to mount: the stick's first partition, else the whole stick.
+    /// The block device with the FAT file system: the stick's first partition, else the
+    /// whole stick.
     dev: PathBuf,
     model: String,
     bytes: u64,
@@ -734,26 +747,51 @@ impl Stick {
         )
     }
 
+    /// Writes `name` into the FAT file system on the stick with mtools, straight on the
+    /// block device: nothing is mounted, so the console needs no mount privilege (its unit
+    /// keeps an exposure below 2.0) and a hostile stick's file system never reaches the
+    /// kernel's file-system code. Then the device is flushed and the file read back.
     fn write(&self, name: &str, contents: &str) -> Result<()> {
-        let mnt = Path::new("/run/valise-console/usb");
-        std::fs::create_dir_all(mnt)?;
-        let st = Command::new("mount")
-            .args(["-o", "nosuid,nodev,noexec"])
-            .arg(&self.dev)
-            .arg(mnt)
-            .status()
-            .context("running mount")?;
-        if !st.success() {
+        let mut tmp = tempfile::NamedTempFile::new().context("a temporary file")?;
+        tmp.write_all(contents.as_bytes())?;
+        tmp.flush()?;
+        let target = format!("::/{name}");
+        let mtools = |args: &[&std::ffi::OsStr]| {
+            Command::new(args[0])
+                .args(&args[1..])
+                // Sticks formatted elsewhere often have geometry mtools would question.
+                .env("MTOOLS_SKIP_CHECK", "1")
+                .stdin(Stdio::null())
+                .output()
+        };
+        let o = mtools(&[
+            "mcopy".as_ref(),
+            "-o".as_ref(),
+            "-i".as_ref(),
+            self.dev.as_os_str(),
+            tmp.path().as_os_str(),
+            target.as_ref(),
+        ])
+        .context("running mcopy (mtools)")?;
+        if !o.status.success() {
             bail!(
-                "{} does not mount (no file system on it? format it FAT32 elsewhere)",
-                self.dev.display()
+                "{} has no FAT file system mtools can write ({}); format it FAT32 elsewhere",
+                self.dev.display(),
+                String::from_utf8_lossy(&o.stderr).trim()
             );
         }
-        let written = write_synced(&mnt.join(name), contents);
-        let st = Command::new("umount").arg(mnt).status();
-        written?;
-        if !st.map(|s| s.success()).unwrap_or(false) {
-            bail!("could not unmount {}", self.dev.display());
+        std::fs::File::open(&self.dev)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("flushing {}", self.dev.display()))?;
+        let back = mtools(&[
+            "mtype".as_ref(),
+            "-i".as_ref(),
+            self.dev.as_os_str(),
+            target.as_ref(),
+        ])
+        .context("running mtype (mtools)")?;
+        if back.stdout != contents.as_bytes() {
+            bail!("{name} on {} does not read back", self.dev.display());
         }
         Ok(())
     }
