@@ -393,7 +393,13 @@ fn sealing_again_needs_secure_boot_and_the_recovery_key_and_fails_safe() {
     );
     if !Path::new("/dev/tpmrm0").exists() {
         let out = text(&b.console("5\na passphrase\n"));
-        assert!(out.contains("error: systemd-cryptenroll: "), "{out}");
+        // Its own complaint ("TPM2 support is not installed", no TPM), or none at all where
+        // the machine has no systemd-cryptenroll: an error either way, nothing changed.
+        assert!(
+            out.contains("error: systemd-cryptenroll: ")
+                || out.contains("error: running systemd-cryptenroll"),
+            "{out}"
+        );
         assert!(!out.contains("VALISE-SEAL done"), "{out}");
     }
     assert_eq!(b.tokens(), before, "the header changed");
