@@ -4,6 +4,7 @@ mod accounts;
 mod args;
 mod console;
 mod fleet;
+mod luks;
 mod pki;
 #[cfg(feature = "central")]
 mod repo;

@@ -9,8 +9,9 @@
 //! boot, so it is refused while Secure Boot is off: sealing then would let whatever that
 //! firmware boots open the staff data.
 //!
-//! Everything goes through cryptsetup and systemd-cryptenroll, with the key on a pipe or in
-//! the child's environment (never on a command line, never in a file).
+//! The header's tokens are read from the device (`luks`, as the wipe reads its size); the
+//! TPM and the keys go through cryptsetup and systemd-cryptenroll, with the key on a pipe or
+//! in the child's environment (never on a command line, never in a file).
 
 use std::io::Write;
 use std::path::Path;
@@ -45,19 +46,10 @@ pub enum Seal {
 /// Reads the header's tokens, then asks the TPM (cryptsetup's systemd-tpm2 token plugin,
 /// without a passphrase prompt) whether it releases the key now.
 pub fn state(dev: &Path) -> Seal {
-    let Ok(o) = Command::new("cryptsetup")
-        .args(["luksDump", "--dump-json-metadata"])
-        .arg(dev)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-    else {
+    let Some(h) = crate::luks::read(dev) else {
         return Seal::NoVolume;
     };
-    if !o.status.success() {
-        return Seal::NoVolume;
-    }
-    if !has_tpm2_token(&o.stdout) {
+    if !has_tpm2_token(&h.json) {
         return Seal::NotSealed;
     }
     if tpm_opens(dev) {
@@ -97,34 +89,26 @@ fn tpm_opens(dev: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Runs `cmd` with `key` on its standard input; its status and standard error.
-fn with_key_on_stdin(cmd: &mut Command, key: &str) -> Result<(bool, String)> {
-    let mut child = cmd
+/// Whether `key` (a passphrase or recovery key) opens the volume; cryptsetup's complaint if not.
+pub fn key_opens(dev: &Path, key: &str) -> Result<std::result::Result<(), String>> {
+    let mut child = Command::new("cryptsetup")
+        .args(["open", "--test-passphrase", "--key-file=-"])
+        .arg(dev)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("running {:?}", cmd.get_program()))?;
+        .context("running cryptsetup")?;
     if let Some(mut i) = child.stdin.take() {
-        // A child that exits early closes the pipe: its status says why, not this write.
+        // A cryptsetup that exits early closes the pipe: its status says why, not this write.
         let _ = i.write_all(key.as_bytes());
     }
     let o = child.wait_with_output()?;
-    Ok((
-        o.status.success(),
-        String::from_utf8_lossy(&o.stderr).trim().to_owned(),
-    ))
-}
-
-/// Whether `key` (a passphrase or recovery key) opens the volume; cryptsetup's complaint if not.
-pub fn key_opens(dev: &Path, key: &str) -> Result<std::result::Result<(), String>> {
-    let (ok, err) = with_key_on_stdin(
-        Command::new("cryptsetup")
-            .args(["open", "--test-passphrase", "--key-file=-"])
-            .arg(dev),
-        key,
-    )?;
-    Ok(if ok { Ok(()) } else { Err(err) })
+    Ok(if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_owned())
+    })
 }
 
 /// Seals the volume to this boot's PCR 7: a new `systemd-tpm2` slot, unlocked by `key`, and

@@ -15,7 +15,7 @@
 //! name on one line, exactly (see [`confirmation_ok`]).
 
 use std::fs::OpenOptions;
-use std::io::{BufRead, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -136,24 +136,14 @@ pub fn erase(device: &Path, out: &mut dyn Write) -> Result<Erased> {
 /// The LUKS2 data segment's offset (the header's full size) from the JSON area, when the
 /// device holds a LUKS2 header.
 fn header_size(dev: &Path) -> Option<u64> {
-    let mut f = std::fs::File::open(dev).ok()?;
-    let mut bin = [0u8; 4096];
-    f.read_exact(&mut bin).ok()?;
-    if &bin[..6] != b"LUKS\xba\xbe" || bin[6..8] != [0, 2] {
-        return None;
-    }
-    // hdr_size (binary header + JSON) at offset 8, big endian.
-    let hdr = u64::from_be_bytes(bin[8..16].try_into().ok()?);
-    let mut json = vec![0u8; usize::try_from(hdr.checked_sub(4096)?).ok()?.min(4 << 20)];
-    f.read_exact(&mut json).ok()?;
-    let end = json.iter().position(|&b| b == 0).unwrap_or(json.len());
-    let v: serde_json::Value = serde_json::from_slice(&json[..end]).ok()?;
+    let h = crate::luks::read(dev)?;
+    let v: serde_json::Value = serde_json::from_slice(&h.json).ok()?;
     let max = v["segments"]
         .as_object()?
         .values()
         .filter_map(|s| s["offset"].as_str()?.parse::<u64>().ok())
         .min()?;
-    Some(max.max(2 * hdr))
+    Some(max.max(2 * h.size))
 }
 
 fn zero(dev: &Path, bytes: u64) -> Result<()> {
