@@ -86,16 +86,15 @@ pub fn ensure_dev_cert(cert: &Path, key: &Path, names: &[String]) -> Result<(), 
     }
     let g = rcgen::generate_simple_self_signed(names.to_vec())
         .map_err(|e| TlsError::Generate(e.to_string()))?;
-    let gen_err = |e: std::io::Error| TlsError::Generate(e.to_string());
+    let gen_err = |e: &dyn std::fmt::Display| TlsError::Generate(e.to_string());
     for p in [cert, key] {
         if let Some(d) = p.parent() {
-            std::fs::create_dir_all(d).map_err(gen_err)?;
+            std::fs::create_dir_all(d).map_err(|e| gen_err(&e))?;
         }
     }
     crate::transcripts::write_atomic(key, g.signing_key.serialize_pem().as_bytes())
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
-    crate::transcripts::write_atomic(cert, g.cert.pem().as_bytes())
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+        .map_err(|e| gen_err(&e))?;
+    crate::transcripts::write_atomic(cert, g.cert.pem().as_bytes()).map_err(|e| gen_err(&e))?;
     Ok(())
 }
 

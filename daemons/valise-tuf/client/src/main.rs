@@ -11,7 +11,8 @@
 //!
 //! Options come before the subcommand, in any order. Exit 0 on success, 1 on any failure
 //! (usage errors included). Repeated `--target-name`s are downloaded in argument order by
-//! one updater after one refresh (one trusted set), stopping at the first that fails. Trusted metadata stay in DIR under non-versioned names
+//! one updater after one refresh (one trusted set), stopping at the first that fails.
+//! Trusted metadata stay in DIR under non-versioned names
 //! (`root.json`, `timestamp.json`, ..., `<percent-encoded role>.json`); a target is written
 //! to TARGET_DIR under its percent-encoded name, and not fetched again when the file there
 //! already has its length and hashes. Requests are made one after the other (the suite's
