@@ -46,4 +46,26 @@ cargo_env() {
   # shellcheck disable=SC1091
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
   command -v cargo >/dev/null || die "cargo is not installed"
+  ggml_target_fresh "${CARGO_TARGET_DIR:-$REPO/target}"
+}
+
+# ggml_target_fresh TARGET_DIR [cargo clean flags, e.g. --target T]
+# whisper-rs-sys hands every GGML_* variable to whisper.cpp's CMake (.cargo/config.toml sets
+# them for the workspace), but cargo does not rebuild it when one changes: the build script
+# declares no rerun-if-env-changed and [env] is not in cargo's fingerprint. A target directory
+# stamped with other settings drops its whisper-rs-sys, so the next build compiles whisper.cpp
+# again instead of linking the old one silently.
+ggml_target_fresh() {
+  local target=$1; shift
+  local stamp=$target/.valise-ggml want
+  want=$({ grep -E '^GGML_' "$REPO/.cargo/config.toml"; echo "$*"; } | sha256sum | cut -c1-16)
+  if [ -d "$target" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    say "GGML settings changed since $target was built: whisper.cpp will be rebuilt"
+    local p
+    for p in dev release; do
+      (cd "$REPO" && cargo clean -q --target-dir "$target" --profile "$p" -p whisper-rs-sys "$@")
+    done
+  fi
+  mkdir -p "$target"
+  echo "$want" >"$stamp"
 }

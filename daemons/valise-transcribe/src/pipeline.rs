@@ -544,13 +544,8 @@ impl Run<'_> {
             p.set_temperature_inc(0.0);
         }
         let secs = self.batch.pcm.len() as f32 / SAMPLE_RATE as f32;
-        if dec.trim_audio_ctx && secs < 29.0 {
-            // whisper's encoder sees 30 s (1500 frames) whatever the input; for short input,
-            // encode only what is there plus a margin, and never less than min_audio_ctx
-            // (large speed-up for short clips).
-            let ctx = ((secs / 30.0) * 1500.0).ceil() as i32 + 128;
-            let min = i32::try_from(dec.min_audio_ctx).unwrap_or(1500);
-            p.set_audio_ctx(ctx.max(min).min(1500));
+        if let Some(frames) = encoder_frames(secs, dec) {
+            p.set_audio_ctx(frames);
         }
         // whisper.cpp polls this between decoder steps, so a cancel or the deadline stops
         // the computation within a fraction of a second. (The explicit boxed type matters:
@@ -638,6 +633,33 @@ impl Run<'_> {
     }
 }
 
+/// Encoder frames (whisper's `audio_ctx`) for a batch of `secs` seconds; `None` keeps
+/// whisper's full 30 s window (1500 frames, 20 ms each).
+///
+/// whisper's encoder sees 30 s whatever the input; for shorter input, encode only what is
+/// there plus a margin of 128 frames (2.56 s), never less than `min_audio_ctx` (large
+/// speed-up for short clips). The count is rounded up to a multiple of [`FRAME_ALIGN`]
+/// because ggml's blocked matrix kernels (llamafile's tinyBLAS, built in: `GGML_LLAMAFILE`)
+/// take the attention products only when the context is a multiple of their block: with 1500
+/// or 1378 frames both attention products fall back to one dot product per element
+/// (`ggml_vec_dot_f16`, 27 % of a long recording's time). That is also why a batch near 30 s
+/// gets 1488 frames (29.76 s) rather than 1500: its audio still fits, with 0.76 s or more
+/// of margin (batches are at most `batch_secs`, 28 s by default).
+pub(crate) fn encoder_frames(secs: f32, dec: &DecodingSettings) -> Option<i32> {
+    if !dec.trim_audio_ctx || secs >= 29.0 {
+        return None;
+    }
+    let ctx = ((secs / 30.0) * 1500.0).ceil() as i32 + 128;
+    let min = i32::try_from(dec.min_audio_ctx).unwrap_or(1500);
+    let aligned = (ctx.max(min) + FRAME_ALIGN - 1) / FRAME_ALIGN * FRAME_ALIGN;
+    Some(aligned.min(FULL_FRAMES_ALIGNED))
+}
+
+/// The block of ggml's tinyBLAS kernels over the context (16 f32 lanes with AVX-512).
+const FRAME_ALIGN: i32 = 16;
+/// The largest aligned context within whisper's 1500 frames.
+const FULL_FRAMES_ALIGNED: i32 = 1500 / FRAME_ALIGN * FRAME_ALIGN;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,6 +680,35 @@ mod tests {
         assert_eq!(b.to_abs_secs(24_000 + GAP_SAMPLES + 8_000), 5.5);
         // Past the end: the end of the last piece.
         assert_eq!(b.to_abs_secs(10_000_000), 6.0);
+    }
+
+    #[test]
+    fn encoder_frames_cover_the_batch_in_whole_kernel_blocks() {
+        let dec = DecodingSettings::default();
+        for tenths in 10..290 {
+            let secs = tenths as f32 / 10.0;
+            let frames = encoder_frames(secs, &dec).expect("trimmed below 29 s");
+            assert_eq!(frames % FRAME_ALIGN, 0, "{secs} s: {frames} frames");
+            assert!(
+                frames >= dec.min_audio_ctx as i32,
+                "{secs} s: under the floor"
+            );
+            assert!(frames <= 1500, "{secs} s: past whisper's window");
+            // the batch's audio (50 frames a second) always fits, with some margin
+            assert!(
+                frames as f32 >= secs * 50.0 + 20.0,
+                "{secs} s: {frames} frames"
+            );
+        }
+        assert_eq!(encoder_frames(3.0, &dec), Some(512)); // the floor, already aligned
+        assert_eq!(encoder_frames(20.0, &dec), Some(1136)); // 1000 + 128 rounded up
+        assert_eq!(encoder_frames(28.0, &dec), Some(1488)); // the default batch's longest
+        assert_eq!(encoder_frames(29.0, &dec), None); // whisper's own 1500
+        let full = DecodingSettings {
+            trim_audio_ctx: false,
+            ..DecodingSettings::default()
+        };
+        assert_eq!(encoder_frames(3.0, &full), None);
     }
 
     #[test]
