@@ -2,6 +2,11 @@
 # what both lay out the same way. Needs scripts/lib.sh sourced first (REPO, STORE, die).
 # shellcheck shell=bash
 
+# source_commit: the commit the image is built from (short id), as build-info records it.
+source_commit() {
+  git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown
+}
+
 # image_bins: the binaries the units start, and the admin tool (one per line).
 image_bins() {
   { sed -n 's|^ExecStart=/usr/bin/\([^ ]*\).*|\1|p' "$REPO"/systemd/*.service; echo valisectl; } | sort -u
