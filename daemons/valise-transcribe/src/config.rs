@@ -83,6 +83,10 @@ pub struct DecodingSettings {
     /// 1: greedy decoding. More: beam search with this many beams (more accurate, slower;
     /// see tests/bench-transcribe/README.md for the measured trade-off).
     pub beam_size: u32,
+    /// When whisper.cpp would encode a batch a second time for its last seconds (its decoder
+    /// stopped short of the end), stop it and put those seconds at the front of the next batch
+    /// instead: a second pass costs a whole encoder window ([`crate::encoder_gate`]).
+    pub carry_tails: bool,
 }
 
 impl Default for Config {
@@ -139,6 +143,7 @@ impl Default for DecodingSettings {
             flash_attn: false,
             temperature_fallback: true,
             beam_size: 1,
+            carry_tails: true,
         }
     }
 }

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod config;
+mod encoder_gate;
 pub mod engine;
 mod error;
 pub mod jobs;

@@ -29,6 +29,7 @@ use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
 
 use crate::TranscribeError;
 use crate::config::{DecodingSettings, VadSettings};
+use crate::encoder_gate::EncoderGate;
 use crate::engine::{Engine, SpeechModel};
 use crate::slots::ComputeSlots;
 
@@ -68,6 +69,19 @@ pub struct JobCtx {
     /// The segments so far: the partial transcript, and at the end the whole one.
     segments: Mutex<Vec<Segment>>,
     eta: Mutex<Option<Eta>>,
+    /// How the work went: whisper calls, whisper.cpp's encoder passes, and the tails carried
+    /// to the next batch instead of a second pass ([`crate::encoder_gate`]).
+    batches: AtomicU32,
+    encoder_passes: AtomicU32,
+    carried_tails: AtomicU32,
+}
+
+/// What a job cost whisper, for the log and the tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WorkCounts {
+    pub batches: u32,
+    pub encoder_passes: u32,
+    pub carried_tails: u32,
 }
 
 /// The time left as estimated at `at`.
@@ -161,6 +175,13 @@ impl JobCtx {
         match self.segments.lock() {
             Ok(s) => (s.get(from..).unwrap_or_default().to_vec(), s.len()),
             Err(_) => (Vec::new(), 0),
+        }
+    }
+    pub fn work(&self) -> WorkCounts {
+        WorkCounts {
+            batches: self.batches.load(Ordering::Relaxed),
+            encoder_passes: self.encoder_passes.load(Ordering::Relaxed),
+            carried_tails: self.carried_tails.load(Ordering::Relaxed),
         }
     }
     fn segment_count(&self) -> usize {
@@ -269,6 +290,9 @@ struct Batch {
     /// (offset in batch, length, absolute start in the recording)
     pieces: Vec<(usize, usize, u64)>,
     last_abs_end: Option<u64>,
+    /// All it holds is the tail another batch left (see [`Batch::tail_from`]): whisper.cpp
+    /// finishes such a batch by itself, so that no audio is carried twice.
+    carried: bool,
 }
 
 impl Batch {
@@ -283,6 +307,28 @@ impl Batch {
         self.pieces.push((self.pcm.len(), samples.len(), abs_start));
         self.pcm.extend_from_slice(samples);
         self.last_abs_end = Some(abs_start + samples.len() as u64);
+        self.carried = false;
+    }
+
+    /// The audio of this batch from `from` (samples into it) to the end of its last piece, as
+    /// a new batch with the same map back to the recording: what whisper.cpp left for a second
+    /// pass. Silence put between pieces or after the last one is not carried.
+    fn tail_from(&self, from: usize) -> Batch {
+        let mut tail = Batch::default();
+        for &(off, len, start) in &self.pieces {
+            if off + len <= from {
+                continue;
+            }
+            let skip = from.saturating_sub(off);
+            tail.push(start + skip as u64, &self.pcm[off + skip..off + len]);
+        }
+        tail.carried = !tail.pcm.is_empty();
+        tail
+    }
+
+    /// Where the batch starts in the recording.
+    fn abs_start(&self) -> Option<u64> {
+        self.pieces.first().map(|&(_, _, start)| start)
     }
 
     fn would_exceed(&self, n: usize, max: usize) -> bool {
@@ -305,12 +351,6 @@ impl Batch {
             abs = start + len as u64;
         }
         abs as f64 / SAMPLE_RATE as f64
-    }
-
-    fn clear(&mut self) {
-        self.pcm.clear();
-        self.pieces.clear();
-        self.last_abs_end = None;
     }
 }
 
@@ -423,7 +463,7 @@ pub fn transcribe(
             run.add(&window, span, batch_max, &check)?;
         }
     }
-    run.flush(&check)?;
+    run.finish(&check)?;
     let duration = dec.position_secs();
     if duration <= 0.0 {
         return Err(valise_media::MediaError::Empty {
@@ -432,6 +472,13 @@ pub fn transcribe(
         .into());
     }
     ctx.set_progress(1.0);
+    let work = ctx.work();
+    tracing::debug!(
+        batches = work.batches,
+        encoder_passes = work.encoder_passes,
+        carried_tails = work.carried_tails,
+        "recording transcribed"
+    );
     let segments = ctx.take_segments();
     let Run { language, .. } = run;
     Ok(Transcript {
@@ -491,16 +538,21 @@ impl Run<'_> {
         let abs_start = span.start.max(window.base);
         for (i, part) in pcm.chunks(batch_max).enumerate() {
             let start = abs_start + (i * batch_max) as u64;
-            if self.batch.would_exceed(part.len(), batch_max) {
+            // A flush may leave the batch's last seconds in it (carried): flush again if
+            // they and this part do not fit together.
+            while self.batch.would_exceed(part.len(), batch_max) {
                 self.flush(check)?;
-                // Everything before this span is done: the batch, and silence after it.
-                self.set_done(start);
             }
+            // Everything before this span is done (the batches, and silence after them) but
+            // what a flush carried.
+            self.set_done(self.batch.abs_start().unwrap_or(start));
             self.batch.push(start, part);
         }
         Ok(())
     }
 
+    /// Transcribes the batch. What whisper.cpp left of it for a second encoder pass stays in
+    /// the batch, at its front, for the next call (see [`crate::encoder_gate`]).
     fn flush(&mut self, check: &Check<'_>) -> Result<(), TranscribeError> {
         if self.batch.pcm.is_empty() {
             return Ok(());
@@ -511,16 +563,30 @@ impl Run<'_> {
         }
         let turn = self.slots.acquire();
         check(self.ctx)?;
-        let segs = self.whisper()?;
+        let (segs, stopped_at) = self.whisper()?;
         drop(turn);
         let end = self.batch.last_abs_end.unwrap_or(0);
         self.ctx.push_segments(segs);
-        self.batch.clear();
-        self.after_batch(end);
+        let tail = match stopped_at {
+            Some(at) => self.batch.tail_from(at),
+            None => Batch::default(),
+        };
+        self.batch = tail;
+        self.after_batch(self.batch.abs_start().unwrap_or(end));
         Ok(())
     }
 
-    fn whisper(&mut self) -> Result<Vec<Segment>, TranscribeError> {
+    /// Flushes until nothing is left (the end of the recording).
+    fn finish(&mut self, check: &Check<'_>) -> Result<(), TranscribeError> {
+        while !self.batch.pcm.is_empty() {
+            self.flush(check)?;
+        }
+        Ok(())
+    }
+
+    /// Segments of the batch, and where whisper.cpp was stopped before a second pass (samples
+    /// into the batch) if it was.
+    fn whisper(&mut self) -> Result<(Vec<Segment>, Option<usize>), TranscribeError> {
         let dec = &self.settings.decoding;
         let strategy = match dec.beam_size {
             0 | 1 => SamplingStrategy::Greedy { best_of: 1 },
@@ -529,7 +595,10 @@ impl Run<'_> {
                 patience: -1.0,
             },
         };
+        // Declared before the parameters that point to it, so that it outlives them.
+        let gate = EncoderGate::new(self.batch.pcm.len(), dec.carry_tails && !self.batch.carried);
         let mut p = FullParams::new(strategy);
+        gate.install(&mut p);
         p.set_n_threads(self.settings.threads as i32);
         p.set_translate(self.req.translate);
         p.set_language(Some(self.language.as_deref().unwrap_or("auto")));
@@ -566,9 +635,19 @@ impl Run<'_> {
             return Err(TranscribeError::TimedOut(self.settings.max_job_secs));
         }
         result?;
+        let stopped_at = gate.stopped_at_sample();
+        self.ctx.batches.fetch_add(1, Ordering::Relaxed);
+        self.ctx
+            .encoder_passes
+            .fetch_add(gate.passes(), Ordering::Relaxed);
+        if stopped_at.is_some() {
+            self.ctx.carried_tails.fetch_add(1, Ordering::Relaxed);
+        }
         tracing::debug!(
             audio_s = secs,
             ms = started.elapsed().as_millis() as u64,
+            encoder_passes = gate.passes(),
+            carried_s = stopped_at.map(|at| secs - at as f32 / SAMPLE_RATE as f32),
             "batch transcribed"
         );
         if self.language.is_none() {
@@ -629,7 +708,7 @@ impl Run<'_> {
                 doubts,
             });
         }
-        Ok(out)
+        Ok((out, stopped_at))
     }
 }
 
@@ -680,6 +759,34 @@ mod tests {
         assert_eq!(b.to_abs_secs(24_000 + GAP_SAMPLES + 8_000), 5.5);
         // Past the end: the end of the last piece.
         assert_eq!(b.to_abs_secs(10_000_000), 6.0);
+    }
+
+    #[test]
+    fn a_tail_keeps_its_place_in_the_recording() {
+        let mut b = Batch::default();
+        b.push(16_000, &[0.1; 16_000]); // 1..2 s
+        b.push(80_000, &[0.2; 16_000]); // 5..6 s, after a gap
+        b.pcm.resize(b.pcm.len() + 8_000, 0.0); // padding, as a short batch gets
+        // From inside the first piece: its end, the gap, and the second piece.
+        let t = b.tail_from(8_000);
+        assert!(t.carried);
+        assert_eq!(
+            t.pieces,
+            vec![(0, 8_000, 24_000), (8_000 + GAP_SAMPLES, 16_000, 80_000)]
+        );
+        assert_eq!(t.to_abs_secs(0), 1.5);
+        assert_eq!(t.abs_start(), Some(24_000));
+        // From inside the gap: the second piece only.
+        let t = b.tail_from(16_000 + GAP_SAMPLES / 2);
+        assert_eq!(t.pieces, vec![(0, 16_000, 80_000)]);
+        assert_eq!(t.pcm, vec![0.2; 16_000]);
+        // From the padding: nothing is carried.
+        let t = b.tail_from(b.pcm.len() - 100);
+        assert!(t.pcm.is_empty() && !t.carried);
+        // New audio after a carried tail makes an ordinary batch again.
+        let mut t = b.tail_from(8_000);
+        t.push(200_000, &[0.3; 100]);
+        assert!(!t.carried);
     }
 
     #[test]

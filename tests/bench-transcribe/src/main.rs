@@ -92,6 +92,10 @@ struct Args {
     /// Valise: whisper.cpp's flash attention on (the daemon ships with it off).
     #[arg(long)]
     flash_attn: bool,
+    /// Valise: let whisper.cpp encode a batch's last seconds a second time rather than carry
+    /// them to the next batch (the daemon carries them).
+    #[arg(long)]
+    no_carry_tails: bool,
     /// Valise: batch length in seconds.
     #[arg(long)]
     batch_secs: Option<f32>,
@@ -424,6 +428,7 @@ fn valise_options(args: &Args, model: &str) -> Options {
     let d = &mut o.decoding;
     d.trim_audio_ctx = !args.no_trim_audio_ctx;
     d.flash_attn = args.flash_attn;
+    d.carry_tails = !args.no_carry_tails;
     if let Some(b) = args.batch_secs {
         d.batch_secs = b;
     }

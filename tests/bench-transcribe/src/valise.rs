@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use valise_transcribe::config::DecodingSettings;
-use valise_transcribe::pipeline::{self, JobCtx, Request};
+use valise_transcribe::pipeline::{self, JobCtx, Request, WorkCounts};
 use valise_transcribe::slots::ComputeSlots;
 use valise_transcribe::{Config, Engine};
 
@@ -99,6 +99,15 @@ impl Runner {
 
     /// Transcribes one file with the language forced; returns the transcript's text.
     pub fn transcribe(&self, path: &Path, lang: Lang) -> anyhow::Result<String> {
+        Ok(self.transcribe_counted(path, lang)?.0)
+    }
+
+    /// [`Runner::transcribe`], and what the job cost whisper (batches, encoder passes).
+    pub fn transcribe_counted(
+        &self,
+        path: &Path,
+        lang: Lang,
+    ) -> anyhow::Result<(String, WorkCounts)> {
         let settings = valise_transcribe::jobs::settings_for(&self.config);
         let ctx = Arc::new(JobCtx::default());
         let slots = ComputeSlots::new(1);
@@ -116,6 +125,6 @@ impl Runner {
             &slots,
         )
         .with_context(|| format!("transcribing {}", path.display()))?;
-        Ok(t.text())
+        Ok((t.text(), ctx.work()))
     }
 }
