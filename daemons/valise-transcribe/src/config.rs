@@ -17,10 +17,15 @@ pub struct Config {
     pub model_store: Option<PathBuf>,
     /// Model used when a job names none; the store's default speech model when absent.
     pub default_model: Option<String>,
-    /// CPU threads for one whisper computation; 0 = all cores.
+    /// CPU threads for whisper, all computations together; 0 = all cores.
     pub threads: u32,
-    /// Whisper computations at once. Jobs take turns per batch of speech, so with 1 slot a
-    /// short job waits for at most one batch of a long one.
+    /// Whisper computations at once, each with `threads / compute_slots` threads (a batch
+    /// that runs alone takes them all). A long recording runs this many batches side by side;
+    /// jobs take turns per batch, so a short job waits for at most one batch of a long one.
+    /// 0 = automatic: 2 when whisper runs on the CPU with 2 threads or more, else 1. Two
+    /// single-threaded batches side by side measured 1.3-1.5x faster than one batch on two
+    /// threads (ggml's threads wait for each other at every step of the decoder;
+    /// tests/bench-transcribe/README.md, "Long recordings").
     pub compute_slots: u32,
     /// Jobs in progress at once (each holds a decoder and a whisper state).
     pub max_running_jobs: u32,
@@ -97,7 +102,7 @@ impl Default for Config {
             model_store: None,
             default_model: None,
             threads: 0,
-            compute_slots: 1,
+            compute_slots: 0,
             max_running_jobs: 4,
             max_queued_jobs: 64,
             limits: Limits::default(),
@@ -157,10 +162,21 @@ impl Config {
         }
     }
 
+    /// Whisper computations at once (`compute_slots`, or the automatic choice), never more
+    /// than there are threads.
+    pub fn compute_slots(&self) -> u32 {
+        let threads = u32::try_from(self.threads()).unwrap_or(u32::MAX).max(1);
+        match self.compute_slots {
+            0 if cfg!(feature = "cuda") => 1,
+            0 => threads.min(2),
+            n => n.min(threads),
+        }
+    }
+
     /// Rejects settings that cannot work, before anything starts.
     pub fn validate(&self) -> Result<(), String> {
-        if self.compute_slots == 0 || self.max_running_jobs == 0 {
-            return Err("compute_slots and max_running_jobs must be at least 1".into());
+        if self.max_running_jobs == 0 {
+            return Err("max_running_jobs must be at least 1".into());
         }
         if !(1.0..=30.0).contains(&self.decoding.batch_secs) {
             return Err("decoding.batch_secs must be between 1 and 30".into());

@@ -72,7 +72,7 @@ impl Service {
             }
         }
         Ok(Arc::new(Self {
-            slots: Arc::new(ComputeSlots::new(config.compute_slots)),
+            slots: Arc::new(ComputeSlots::new(config.compute_slots())),
             running: Arc::new(Semaphore::new(config.max_running_jobs as usize)),
             engine,
             config,

@@ -18,6 +18,7 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::ScopedJoinHandle;
 
 use std::time::Instant;
 
@@ -354,9 +355,8 @@ impl Batch {
     }
 }
 
-struct Run<'a> {
+struct Run<'a, 's> {
     model: &'a SpeechModel,
-    state: WhisperState,
     req: &'a Request,
     settings: &'a Settings,
     ctx: &'a Arc<JobCtx>,
@@ -366,7 +366,26 @@ struct Run<'a> {
     /// Samples in the recording, from its header (for the time left).
     total_samples: Option<u64>,
     speed: Speed,
+    /// Batches of this recording whisper may work on at once (the compute slots' width), each
+    /// with `threads / lanes` threads.
+    lanes: usize,
+    /// Batches being transcribed on their own thread, oldest first, with where they start.
+    in_flight: std::collections::VecDeque<(u64, ScopedJoinHandle<'s, BatchResult>)>,
+    scope: &'s std::thread::Scope<'s, 'a>,
+    /// Set when the job fails, so that its other batches stop at once.
+    failed: Arc<AtomicBool>,
 }
+
+/// A batch back from whisper: its segments (numbered when they join the transcript), where
+/// whisper.cpp was stopped before a second pass, and the language it heard.
+struct Done {
+    batch: Batch,
+    segments: Vec<Segment>,
+    stopped_at: Option<usize>,
+    language: Option<String>,
+}
+
+type BatchResult = Result<Done, TranscribeError>;
 
 /// Transcribes `path`. Blocking: call it from a thread of its own.
 pub fn transcribe(
@@ -408,62 +427,77 @@ pub fn transcribe(
     };
     let batch_max = (settings.decoding.batch_secs * SAMPLE_RATE as f32) as usize;
 
-    let mut run = Run {
-        model,
-        state: model.ctx.create_state()?,
-        req,
-        settings,
-        ctx,
-        slots,
-        language: forced.clone(),
-        batch: Batch::default(),
-        total_samples: duration_hint.map(|d| (d * SAMPLE_RATE as f64) as u64),
-        speed: Speed::new(Instant::now(), 0),
-    };
-    let mut window = Window::default();
-    let mut chunk = Vec::with_capacity(CHUNK);
-    let mut speech_samples = 0u64;
-    loop {
-        check(ctx)?;
-        chunk.clear();
-        let n = dec.read(&mut chunk, CHUNK.min(batch_max))?;
-        if n == 0 {
-            break;
-        }
-        let chunk_start = window.end();
-        window.pcm.extend_from_slice(&chunk);
-        let spans = match vad.as_mut() {
-            Some(v) => v.push(&chunk)?,
-            None => vec![SpeechSpan {
-                start: chunk_start,
-                end: chunk_start + n as u64,
-            }],
+    let failed = Arc::new(AtomicBool::new(false));
+    let (language, speech_samples) = std::thread::scope(|scope| {
+        let mut run = Run {
+            model,
+            req,
+            settings,
+            ctx,
+            slots,
+            language: forced.clone(),
+            batch: Batch::default(),
+            total_samples: duration_hint.map(|d| (d * SAMPLE_RATE as f64) as u64),
+            speed: Speed::new(Instant::now(), 0),
+            lanes: slots.width() as usize,
+            in_flight: std::collections::VecDeque::new(),
+            scope,
+            failed: Arc::clone(&failed),
         };
-        for span in spans {
-            tracing::debug!(start = span.start, end = span.end, "speech span");
-            speech_samples += span.end.saturating_sub(span.start);
-            run.add(&window, span, batch_max, &check)?;
+        let r = (|| -> Result<u64, TranscribeError> {
+            let mut window = Window::default();
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut speech_samples = 0u64;
+            loop {
+                check(ctx)?;
+                chunk.clear();
+                let n = dec.read(&mut chunk, CHUNK.min(batch_max))?;
+                if n == 0 {
+                    break;
+                }
+                let chunk_start = window.end();
+                window.pcm.extend_from_slice(&chunk);
+                let spans = match vad.as_mut() {
+                    Some(v) => v.push(&chunk)?,
+                    None => vec![SpeechSpan {
+                        start: chunk_start,
+                        end: chunk_start + n as u64,
+                    }],
+                };
+                for span in spans {
+                    tracing::debug!(start = span.start, end = span.end, "speech span");
+                    speech_samples += span.end.saturating_sub(span.start);
+                    run.add(&window, span, batch_max, &check)?;
+                }
+                // Keep exactly what spans still to come may need (the VAD knows); without VAD every
+                // chunk has been consumed already.
+                let keep_from = match vad.as_ref() {
+                    Some(v) => v.pending_from(),
+                    None => window.end(),
+                };
+                window.drop_before(keep_from.min(window.end()));
+                // Done: everything before the batch being filled, or before what the VAD still holds.
+                run.set_done(match run.batch.pieces.first() {
+                    Some(&(_, _, start)) => start,
+                    None => keep_from.min(window.end()),
+                });
+            }
+            if let Some(v) = vad.take() {
+                for span in v.finish()? {
+                    speech_samples += span.end.saturating_sub(span.start);
+                    run.add(&window, span, batch_max, &check)?;
+                }
+            }
+            run.finish(&check)?;
+            Ok(speech_samples)
+        })();
+        // On an error the batches still in flight stop at their next step; the scope waits
+        // for them.
+        if r.is_err() {
+            failed.store(true, Ordering::Relaxed);
         }
-        // Keep exactly what spans still to come may need (the VAD knows); without VAD every
-        // chunk has been consumed already.
-        let keep_from = match vad.as_ref() {
-            Some(v) => v.pending_from(),
-            None => window.end(),
-        };
-        window.drop_before(keep_from.min(window.end()));
-        // Done: everything before the batch being filled, or before what the VAD still holds.
-        run.set_done(match run.batch.pieces.first() {
-            Some(&(_, _, start)) => start,
-            None => keep_from.min(window.end()),
-        });
-    }
-    if let Some(v) = vad.take() {
-        for span in v.finish()? {
-            speech_samples += span.end.saturating_sub(span.start);
-            run.add(&window, span, batch_max, &check)?;
-        }
-    }
-    run.finish(&check)?;
+        r.map(|speech| (run.language.take(), speech))
+    })?;
     let duration = dec.position_secs();
     if duration <= 0.0 {
         return Err(valise_media::MediaError::Empty {
@@ -480,7 +514,6 @@ pub fn transcribe(
         "recording transcribed"
     );
     let segments = ctx.take_segments();
-    let Run { language, .. } = run;
     Ok(Transcript {
         language: language.unwrap_or_else(|| "und".into()),
         language_probability: None,
@@ -498,10 +531,15 @@ pub fn transcribe(
 
 type Check<'c> = dyn Fn(&JobCtx) -> Result<(), TranscribeError> + 'c;
 
-impl Run<'_> {
-    /// Progress by audio position: the recording is done up to `done` samples. After a batch,
-    /// also the time left, from this job's recent speed.
+impl<'a, 's> Run<'a, 's> {
+    /// Progress by audio position: the recording is done up to `done` samples, but never past
+    /// a batch still being transcribed. After a batch, also the time left, from this job's
+    /// recent speed.
     fn set_done(&mut self, done: u64) {
+        let done = match self.in_flight.front() {
+            Some(&(start, _)) => done.min(start),
+            None => done,
+        };
         self.ctx.set_done(done);
         let done = self.ctx.done_samples.load(Ordering::Relaxed);
         if let Some(total) = self.total_samples.filter(|t| *t > 0) {
@@ -541,7 +579,7 @@ impl Run<'_> {
             // A flush may leave the batch's last seconds in it (carried): flush again if
             // they and this part do not fit together.
             while self.batch.would_exceed(part.len(), batch_max) {
-                self.flush(check)?;
+                self.flush(check, false)?;
             }
             // Everything before this span is done (the batches, and silence after them) but
             // what a flush carried.
@@ -551,9 +589,13 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Transcribes the batch. What whisper.cpp left of it for a second encoder pass stays in
-    /// the batch, at its front, for the next call (see [`crate::encoder_gate`]).
-    fn flush(&mut self, check: &Check<'_>) -> Result<(), TranscribeError> {
+    /// Hands the batch to whisper. Batches run side by side, one per lane, each on its own
+    /// thread, and join the transcript in order. A batch runs alone, with every thread, when
+    /// nothing can run beside it: the first one while the language is still to be detected
+    /// (every later batch is decoded in it), the last one when nothing else is left, and every
+    /// batch with a single lane. Only a batch that runs alone can leave its last seconds to the
+    /// next one (see [`crate::encoder_gate`]): they stay in the batch, at its front.
+    fn flush(&mut self, check: &Check<'_>, last: bool) -> Result<(), TranscribeError> {
         if self.batch.pcm.is_empty() {
             return Ok(());
         }
@@ -561,32 +603,156 @@ impl Run<'_> {
         if self.batch.pcm.len() < SAMPLE_RATE {
             self.batch.pcm.resize(SAMPLE_RATE + SAMPLE_RATE / 10, 0.0);
         }
-        let turn = self.slots.acquire();
+        let alone =
+            self.lanes == 1 || self.language.is_none() || (last && self.in_flight.is_empty());
+        if alone {
+            self.collect_all()?;
+        } else {
+            while self.in_flight.len() >= self.lanes {
+                self.collect_one()?;
+            }
+        }
         check(self.ctx)?;
-        let (segs, stopped_at) = self.whisper()?;
-        drop(turn);
-        let end = self.batch.last_abs_end.unwrap_or(0);
-        self.ctx.push_segments(segs);
-        let tail = match stopped_at {
-            Some(at) => self.batch.tail_from(at),
-            None => Batch::default(),
+        let batch = std::mem::take(&mut self.batch);
+        let call = Call {
+            model: self.model,
+            req: self.req,
+            settings: self.settings,
+            ctx: self.ctx,
+            slots: self.slots,
+            language: self.language.clone(),
+            width: if alone { self.lanes as u32 } else { 1 },
+            threads: if alone {
+                self.settings.threads
+            } else {
+                (self.settings.threads / self.lanes).max(1)
+            },
+            carry: alone,
+            failed: Arc::clone(&self.failed),
         };
-        self.batch = tail;
-        self.after_batch(self.batch.abs_start().unwrap_or(end));
+        if alone {
+            let done = call.run(batch)?;
+            self.commit(done);
+        } else {
+            let start = batch.abs_start().unwrap_or(0);
+            let handle = self.scope.spawn(move || call.run(batch));
+            self.in_flight.push_back((start, handle));
+        }
         Ok(())
+    }
+
+    /// Waits for the oldest batch in flight and adds its segments to the transcript.
+    fn collect_one(&mut self) -> Result<(), TranscribeError> {
+        let Some((_, handle)) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let done = match handle.join() {
+            Ok(r) => r?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        self.commit(done);
+        Ok(())
+    }
+
+    fn collect_all(&mut self) -> Result<(), TranscribeError> {
+        while !self.in_flight.is_empty() {
+            self.collect_one()?;
+        }
+        Ok(())
+    }
+
+    /// A batch's segments join the transcript (numbered in order); what whisper.cpp left of
+    /// it becomes the front of the next batch.
+    fn commit(&mut self, done: Done) {
+        let Done {
+            batch,
+            mut segments,
+            stopped_at,
+            language,
+        } = done;
+        if self.language.is_none() {
+            self.language = language;
+        }
+        let first = self.ctx.segment_count();
+        for (i, seg) in segments.iter_mut().enumerate() {
+            seg.id = (first + i) as u32;
+        }
+        self.ctx.push_segments(segments);
+        let end = batch.last_abs_end.unwrap_or(0);
+        if let Some(at) = stopped_at {
+            // Only a batch that ran alone is stopped: the batch being filled is still empty.
+            let mut tail = batch.tail_from(at);
+            if !self.batch.pcm.is_empty() {
+                tail.carried = false;
+                for &(off, len, start) in &self.batch.pieces {
+                    tail.push(start, &self.batch.pcm[off..off + len]);
+                }
+            }
+            self.batch = tail;
+        }
+        let done_to = self.batch.abs_start().map_or(end, |s| s.min(end));
+        self.after_batch(done_to);
     }
 
     /// Flushes until nothing is left (the end of the recording).
     fn finish(&mut self, check: &Check<'_>) -> Result<(), TranscribeError> {
         while !self.batch.pcm.is_empty() {
-            self.flush(check)?;
+            self.flush(check, true)?;
         }
-        Ok(())
+        self.collect_all()
+    }
+}
+
+/// One whisper call: everything a batch's thread needs.
+struct Call<'a> {
+    model: &'a SpeechModel,
+    req: &'a Request,
+    settings: &'a Settings,
+    ctx: &'a Arc<JobCtx>,
+    slots: &'a ComputeSlots,
+    language: Option<String>,
+    /// Compute slots taken for the call (all of them for a batch that runs alone).
+    width: u32,
+    threads: usize,
+    /// Whether whisper.cpp may be stopped before a second pass (see [`crate::encoder_gate`]).
+    carry: bool,
+    /// Set by any of the job's batches that fails, so that the others stop.
+    failed: Arc<AtomicBool>,
+}
+
+impl Call<'_> {
+    fn run(self, batch: Batch) -> BatchResult {
+        let turn = self.slots.acquire_n(self.width);
+        if self.ctx.is_cancelled() || self.failed.load(Ordering::Relaxed) {
+            return Err(TranscribeError::Cancelled);
+        }
+        let r = self.model.take_state().and_then(|mut state| {
+            let r = self.whisper(&mut state, &batch);
+            // A state whose call failed is dropped, not reused.
+            if r.is_ok() {
+                self.model.put_state(state);
+            }
+            r
+        });
+        drop(turn);
+        let (segments, stopped_at, language) =
+            r.inspect_err(|_| self.failed.store(true, Ordering::Relaxed))?;
+        Ok(Done {
+            batch,
+            segments,
+            stopped_at,
+            language,
+        })
     }
 
-    /// Segments of the batch, and where whisper.cpp was stopped before a second pass (samples
-    /// into the batch) if it was.
-    fn whisper(&mut self) -> Result<(Vec<Segment>, Option<usize>), TranscribeError> {
+    /// Segments of the batch (numbered from 0), where whisper.cpp was stopped before a second
+    /// pass (samples into the batch) if it was, and the language whisper heard.
+    #[allow(clippy::type_complexity)]
+    fn whisper(
+        &self,
+        state: &mut WhisperState,
+        batch: &Batch,
+    ) -> Result<(Vec<Segment>, Option<usize>, Option<String>), TranscribeError> {
         let dec = &self.settings.decoding;
         let strategy = match dec.beam_size {
             0 | 1 => SamplingStrategy::Greedy { best_of: 1 },
@@ -596,10 +762,13 @@ impl Run<'_> {
             },
         };
         // Declared before the parameters that point to it, so that it outlives them.
-        let gate = EncoderGate::new(self.batch.pcm.len(), dec.carry_tails && !self.batch.carried);
+        let gate = EncoderGate::new(
+            batch.pcm.len(),
+            dec.carry_tails && self.carry && !batch.carried,
+        );
         let mut p = FullParams::new(strategy);
         gate.install(&mut p);
-        p.set_n_threads(self.settings.threads as i32);
+        p.set_n_threads(self.threads as i32);
         p.set_translate(self.req.translate);
         p.set_language(Some(self.language.as_deref().unwrap_or("auto")));
         p.set_print_special(false);
@@ -612,23 +781,27 @@ impl Run<'_> {
         if !dec.temperature_fallback {
             p.set_temperature_inc(0.0);
         }
-        let secs = self.batch.pcm.len() as f32 / SAMPLE_RATE as f32;
+        let secs = batch.pcm.len() as f32 / SAMPLE_RATE as f32;
         if let Some(frames) = encoder_frames(secs, dec) {
             p.set_audio_ctx(frames);
         }
-        // whisper.cpp polls this between decoder steps, so a cancel or the deadline stops
-        // the computation within a fraction of a second. (The explicit boxed type matters:
-        // whisper-rs 0.16's trampoline is only sound for `F = Box<dyn FnMut() -> bool>`.)
+        // whisper.cpp polls this between decoder steps, so a cancel, the deadline or another
+        // batch's failure stops the computation within a fraction of a second. (The explicit
+        // boxed type matters: whisper-rs 0.16's trampoline is only sound for
+        // `F = Box<dyn FnMut() -> bool>`.)
         let ctx = Arc::clone(self.ctx);
+        let failed = Arc::clone(&self.failed);
         let deadline = self.settings.deadline;
         p.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(Box::new(move || {
-            ctx.is_cancelled() || deadline.is_some_and(|d| Instant::now() > d)
+            ctx.is_cancelled()
+                || failed.load(Ordering::Relaxed)
+                || deadline.is_some_and(|d| Instant::now() > d)
         })
             as Box<dyn FnMut() -> bool>));
 
         let started = Instant::now();
-        let result = self.state.full(p, &self.batch.pcm);
-        if self.ctx.is_cancelled() {
+        let result = state.full(p, &batch.pcm);
+        if self.ctx.is_cancelled() || self.failed.load(Ordering::Relaxed) {
             return Err(TranscribeError::Cancelled);
         }
         if self.settings.deadline.is_some_and(|d| Instant::now() > d) {
@@ -650,13 +823,13 @@ impl Run<'_> {
             carried_s = stopped_at.map(|at| secs - at as f32 / SAMPLE_RATE as f32),
             "batch transcribed"
         );
-        if self.language.is_none() {
-            let id = self.state.full_lang_id_from_state();
-            self.language = whisper_rs::get_lang_str(id).map(str::to_string);
-        }
+        let language = match &self.language {
+            Some(l) => Some(l.clone()),
+            None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(str::to_string),
+        };
         let eot = self.model.ctx.token_eot();
         let mut out = Vec::new();
-        for seg in self.state.as_iter() {
+        for seg in state.as_iter() {
             let text = seg
                 .to_str_lossy()
                 .map(|t| t.into_owned())
@@ -694,10 +867,10 @@ impl Run<'_> {
             }
             let t0 = (seg.start_timestamp().max(0) as usize) * SAMPLE_RATE / 100;
             let t1 = (seg.end_timestamp().max(0) as usize) * SAMPLE_RATE / 100;
-            let start = self.batch.to_abs_secs(t0);
-            let end = self.batch.to_abs_secs(t1.max(t0)).max(start);
+            let start = batch.to_abs_secs(t0);
+            let end = batch.to_abs_secs(t1.max(t0)).max(start);
             out.push(Segment {
-                id: (self.ctx.segment_count() + out.len()) as u32,
+                id: out.len() as u32,
                 start,
                 end,
                 text: text.trim().to_string(),
@@ -708,7 +881,7 @@ impl Run<'_> {
                 doubts,
             });
         }
-        Ok((out, stopped_at))
+        Ok((out, stopped_at, language))
     }
 }
 

@@ -133,7 +133,7 @@ async fn in_process(args: TranscribeArgs, format: Format) -> anyhow::Result<Stri
         let model = engine.model(None)?;
         let settings = valise_transcribe::jobs::settings_for(&config);
         let ctx = Arc::new(JobCtx::default());
-        let slots = ComputeSlots::new(1);
+        let slots = ComputeSlots::new(config.compute_slots());
         Ok(pipeline::transcribe(
             &engine, &model, &path, &req, &settings, &ctx, &slots,
         )?)

@@ -92,6 +92,10 @@ struct Args {
     /// Valise: whisper.cpp's flash attention on (the daemon ships with it off).
     #[arg(long)]
     flash_attn: bool,
+    /// Valise: whisper computations at once, each with threads/N threads (batches of one
+    /// recording side by side); 0: the daemon's automatic choice (2 on two threads or more).
+    #[arg(long, default_value_t = 0)]
+    compute_slots: u32,
     /// Valise: let whisper.cpp encode a batch's last seconds a second time rather than carry
     /// them to the next batch (the daemon carries them).
     #[arg(long)]
@@ -425,6 +429,7 @@ fn valise_options(args: &Args, model: &str) -> Options {
     let mut o = Options::defaults(model, args.threads);
     o.model_store = args.model_store.clone();
     o.vad = !args.no_vad;
+    o.compute_slots = args.compute_slots;
     let d = &mut o.decoding;
     d.trim_audio_ctx = !args.no_trim_audio_ctx;
     d.flash_attn = args.flash_attn;

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+use valise_protocol::Transcript;
 use valise_transcribe::config::DecodingSettings;
 use valise_transcribe::pipeline::{self, JobCtx, Request, WorkCounts};
 use valise_transcribe::slots::ComputeSlots;
@@ -20,6 +21,8 @@ pub struct Options {
     pub model_store: Option<PathBuf>,
     pub model: String,
     pub threads: u32,
+    /// Whisper computations at once (batches side by side); 0: the daemon's automatic choice.
+    pub compute_slots: u32,
     pub vad: bool,
     /// The daemon's own decoding settings (every knob it has, recorded as such).
     pub decoding: DecodingSettings,
@@ -33,6 +36,7 @@ impl Options {
             model_store: None,
             model: model.to_string(),
             threads,
+            compute_slots: c.compute_slots,
             vad: c.vad.enabled,
             decoding: c.decoding,
         }
@@ -43,6 +47,7 @@ impl Options {
             model_store: self.model_store.clone(),
             default_model: Some(self.model.clone()),
             threads: self.threads,
+            compute_slots: self.compute_slots,
             ..Config::default()
         };
         c.vad.enabled = self.vad;
@@ -99,18 +104,18 @@ impl Runner {
 
     /// Transcribes one file with the language forced; returns the transcript's text.
     pub fn transcribe(&self, path: &Path, lang: Lang) -> anyhow::Result<String> {
-        Ok(self.transcribe_counted(path, lang)?.0)
+        Ok(self.transcribe_counted(path, lang)?.0.text())
     }
 
-    /// [`Runner::transcribe`], and what the job cost whisper (batches, encoder passes).
+    /// The whole transcript, and what the job cost whisper (batches, encoder passes).
     pub fn transcribe_counted(
         &self,
         path: &Path,
         lang: Lang,
-    ) -> anyhow::Result<(String, WorkCounts)> {
+    ) -> anyhow::Result<(Transcript, WorkCounts)> {
         let settings = valise_transcribe::jobs::settings_for(&self.config);
         let ctx = Arc::new(JobCtx::default());
-        let slots = ComputeSlots::new(1);
+        let slots = ComputeSlots::new(self.config.compute_slots());
         let req = Request {
             language: Some(lang.code().into()),
             translate: false,
@@ -125,6 +130,6 @@ impl Runner {
             &slots,
         )
         .with_context(|| format!("transcribing {}", path.display()))?;
-        Ok((t.text(), ctx.work()))
+        Ok((t, ctx.work()))
     }
 }
