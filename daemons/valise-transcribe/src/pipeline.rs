@@ -17,7 +17,7 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::ScopedJoinHandle;
 
 use std::time::Instant;
@@ -369,8 +369,13 @@ struct Run<'a, 's> {
     /// Batches of this recording whisper may work on at once (the compute slots' width), each
     /// with `threads / lanes` threads.
     lanes: usize,
-    /// Batches being transcribed on their own thread, oldest first, with where they start.
-    in_flight: std::collections::VecDeque<(u64, ScopedJoinHandle<'s, BatchResult>)>,
+    /// Batches being transcribed on their own thread, oldest first: where each starts, its
+    /// number, and its thread.
+    in_flight: std::collections::VecDeque<(u64, u64, ScopedJoinHandle<'s, BatchResult>)>,
+    next_seq: u64,
+    /// Numbers of the batches in flight whose thread is done (told through `finished`).
+    completed: std::collections::HashSet<u64>,
+    finished: (mpsc::Sender<u64>, mpsc::Receiver<u64>),
     scope: &'s std::thread::Scope<'s, 'a>,
     /// Set when the job fails, so that its other batches stop at once.
     failed: Arc<AtomicBool>,
@@ -441,6 +446,9 @@ pub fn transcribe(
             speed: Speed::new(Instant::now(), 0),
             lanes: slots.width() as usize,
             in_flight: std::collections::VecDeque::new(),
+            next_seq: 0,
+            completed: std::collections::HashSet::new(),
+            finished: mpsc::channel(),
             scope,
             failed: Arc::clone(&failed),
         };
@@ -537,7 +545,7 @@ impl<'a, 's> Run<'a, 's> {
     /// recent speed.
     fn set_done(&mut self, done: u64) {
         let done = match self.in_flight.front() {
-            Some(&(start, _)) => done.min(start),
+            Some(&(start, _, _)) => done.min(start),
             None => done,
         };
         self.ctx.set_done(done);
@@ -593,8 +601,9 @@ impl<'a, 's> Run<'a, 's> {
     /// thread, and join the transcript in order. A batch runs alone, with every thread, when
     /// nothing can run beside it: the first one while the language is still to be detected
     /// (every later batch is decoded in it), the last one when nothing else is left, and every
-    /// batch with a single lane. Only a batch that runs alone can leave its last seconds to the
-    /// next one (see [`crate::encoder_gate`]): they stay in the batch, at its front.
+    /// batch with a single lane. Only a batch that runs alone, and not the last, can leave its
+    /// last seconds to the next one (see [`crate::encoder_gate`]): they stay in the batch, at
+    /// its front.
     fn flush(&mut self, check: &Check<'_>, last: bool) -> Result<(), TranscribeError> {
         if self.batch.pcm.is_empty() {
             return Ok(());
@@ -608,9 +617,7 @@ impl<'a, 's> Run<'a, 's> {
         if alone {
             self.collect_all()?;
         } else {
-            while self.in_flight.len() >= self.lanes {
-                self.collect_one()?;
-            }
+            self.wait_for_a_lane()?;
         }
         check(self.ctx)?;
         let batch = std::mem::take(&mut self.batch);
@@ -627,7 +634,9 @@ impl<'a, 's> Run<'a, 's> {
             } else {
                 (self.settings.threads / self.lanes).max(1)
             },
-            carry: alone,
+            // At the end of the recording there is no next batch: whisper.cpp finishes the
+            // batch itself, as it would a short clip.
+            carry: alone && !last,
             failed: Arc::clone(&self.failed),
         };
         if alone {
@@ -635,17 +644,58 @@ impl<'a, 's> Run<'a, 's> {
             self.commit(done);
         } else {
             let start = batch.abs_start().unwrap_or(0);
-            let handle = self.scope.spawn(move || call.run(batch));
-            self.in_flight.push_back((start, handle));
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let told = Told(seq, self.finished.0.clone());
+            let handle = self.scope.spawn(move || {
+                let _told = told;
+                call.run(batch)
+            });
+            self.in_flight.push_back((start, seq, handle));
         }
         Ok(())
     }
 
+    /// Returns once a lane is free. Whichever batch finishes first frees its lane (batches
+    /// differ in length and in words: waiting for the oldest would leave the other lane idle);
+    /// finished batches join the transcript in order. At most two batches per lane are kept
+    /// waiting behind a slow one.
+    fn wait_for_a_lane(&mut self) -> Result<(), TranscribeError> {
+        loop {
+            while let Ok(seq) = self.finished.1.try_recv() {
+                self.note_finished(seq);
+            }
+            while let Some(&(_, seq, _)) = self.in_flight.front() {
+                if !self.completed.contains(&seq) {
+                    break;
+                }
+                self.collect_one()?;
+            }
+            let running = self.in_flight.len().saturating_sub(self.completed.len());
+            if running < self.lanes && self.in_flight.len() < 2 * self.lanes {
+                return Ok(());
+            }
+            // Some batch is still running (else the front would have been collected), and
+            // each tells once, even when it panics.
+            if let Ok(seq) = self.finished.1.recv() {
+                self.note_finished(seq);
+            }
+        }
+    }
+
+    /// Batch `seq` is done; unless it was already collected (joined at the end).
+    fn note_finished(&mut self, seq: u64) {
+        if self.in_flight.iter().any(|&(_, s, _)| s == seq) {
+            self.completed.insert(seq);
+        }
+    }
+
     /// Waits for the oldest batch in flight and adds its segments to the transcript.
     fn collect_one(&mut self) -> Result<(), TranscribeError> {
-        let Some((_, handle)) = self.in_flight.pop_front() else {
+        let Some((_, seq, handle)) = self.in_flight.pop_front() else {
             return Ok(());
         };
+        self.completed.remove(&seq);
         let done = match handle.join() {
             Ok(r) => r?,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -700,6 +750,15 @@ impl<'a, 's> Run<'a, 's> {
             self.flush(check, true)?;
         }
         self.collect_all()
+    }
+}
+
+/// Tells the job that batch `.0` is done when its thread ends, however it ends.
+struct Told(u64, mpsc::Sender<u64>);
+
+impl Drop for Told {
+    fn drop(&mut self) {
+        let _ = self.1.send(self.0);
     }
 }
 
