@@ -1,10 +1,9 @@
 //! Loaded models, shared by every job.
 //!
 //! A whisper model is loaded once (`WhisperContext`, read-only weights) and shared through an
-//! `Arc`; each whisper computation holds a `WhisperState` (KV caches, mel buffers) of its own
-//! while it runs, taken from the model's pool of idle states and given back after, so two
-//! computations never share mutable whisper memory and the box holds no more states than ever
-//! ran at once. The VAD model is loaded once as well.
+//! `Arc`; each job creates its own `WhisperState`s (KV caches, mel buffers; one per batch it
+//! runs at once), so jobs never share mutable whisper memory. The VAD model is loaded once as
+//! well.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use valise_models::{ModelEntry, ModelKind, Store};
 use valise_protocol::ModelInfo;
 use valise_vad::VadModel;
-use whisper_rs::{WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{WhisperContext, WhisperContextParameters};
 
 use crate::TranscribeError;
 use crate::config::Config;
@@ -24,29 +23,6 @@ pub struct SpeechModel {
     pub id: String,
     pub multilingual: bool,
     pub ctx: WhisperContext,
-    /// Idle whisper states (the buffers of one computation, ~150 MB for base), shared by all
-    /// jobs: every whisper call is independent of the last (no context is carried), so a
-    /// state serves whichever job computes next, and there are never more than the whisper
-    /// computations that ran at once (the compute slots), however many jobs are open.
-    states: Mutex<Vec<WhisperState>>,
-}
-
-impl SpeechModel {
-    /// An idle state, or a new one.
-    pub fn take_state(&self) -> Result<WhisperState, TranscribeError> {
-        let idle = self.states.lock().ok().and_then(|mut s| s.pop());
-        match idle {
-            Some(s) => Ok(s),
-            None => Ok(self.ctx.create_state()?),
-        }
-    }
-
-    /// Gives a state back for the next computation.
-    pub fn put_state(&self, state: WhisperState) {
-        if let Ok(mut s) = self.states.lock() {
-            s.push(state);
-        }
-    }
 }
 
 /// Models and runtime shared by all jobs.
@@ -187,7 +163,6 @@ fn load_whisper(
         id: entry.id.clone(),
         multilingual: ctx.is_multilingual(),
         ctx,
-        states: Mutex::new(Vec::new()),
     })
 }
 

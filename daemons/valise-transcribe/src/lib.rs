@@ -3,7 +3,7 @@
 //! A daemon with no network at all: it serves an HTTP/JSON API on a Unix socket (see
 //! [`valise_protocol::api`]) to the portal and `valisectl`, decodes untrusted media with
 //! [`valise_media`], skips silence with [`valise_vad`], and transcribes with whisper.cpp
-//! (whisper-rs). One model is loaded once and shared, with a pool of whisper states; jobs
+//! (whisper-rs). One model is loaded once and shared; each job has its own whisper states; jobs
 //! take fair turns per batch of speech ([`slots`]). `valisectl` also uses [`pipeline`]
 //! in-process when no daemon runs. Design note: `DESIGN.md` beside this crate.
 

@@ -377,6 +377,7 @@ struct Run<'a, 's> {
     completed: std::collections::HashSet<u64>,
     finished: (mpsc::Sender<u64>, mpsc::Receiver<u64>),
     scope: &'s std::thread::Scope<'s, 'a>,
+    states: &'a States,
     /// Set when the job fails, so that its other batches stop at once.
     failed: Arc<AtomicBool>,
 }
@@ -433,6 +434,7 @@ pub fn transcribe(
     let batch_max = (settings.decoding.batch_secs * SAMPLE_RATE as f32) as usize;
 
     let failed = Arc::new(AtomicBool::new(false));
+    let states = States::default();
     let (language, speech_samples) = std::thread::scope(|scope| {
         let mut run = Run {
             model,
@@ -450,6 +452,7 @@ pub fn transcribe(
             completed: std::collections::HashSet::new(),
             finished: mpsc::channel(),
             scope,
+            states: &states,
             failed: Arc::clone(&failed),
         };
         let r = (|| -> Result<u64, TranscribeError> {
@@ -638,6 +641,7 @@ impl<'a, 's> Run<'a, 's> {
             // batch itself, as it would a short clip.
             carry: alone && !last,
             failed: Arc::clone(&self.failed),
+            states: self.states,
         };
         if alone {
             let done = call.run(batch)?;
@@ -777,6 +781,33 @@ struct Call<'a> {
     carry: bool,
     /// Set by any of the job's batches that fails, so that the others stop.
     failed: Arc<AtomicBool>,
+    states: &'a States,
+}
+
+/// The job's idle whisper states (the buffers of one computation, ~150 MB for base): one per
+/// batch it runs at once, created when first needed. A state is the job's own, never another
+/// job's: whisper.cpp's sampler (temperature fallback) keeps its random state in it from call
+/// to call, so a recording transcribed in one batch (a voice message, a phone prompt) gives the
+/// same text every time, as it did with one state per job. (With batches side by side, which
+/// state a batch gets depends on which finished first: a window that falls back to sampling
+/// may come out differently from one run to the next, as faster-whisper's do.)
+#[derive(Default)]
+struct States(Mutex<Vec<WhisperState>>);
+
+impl States {
+    fn take(&self, model: &SpeechModel) -> Result<WhisperState, TranscribeError> {
+        let idle = self.0.lock().ok().and_then(|mut s| s.pop());
+        match idle {
+            Some(s) => Ok(s),
+            None => Ok(model.ctx.create_state()?),
+        }
+    }
+
+    fn put(&self, state: WhisperState) {
+        if let Ok(mut s) = self.0.lock() {
+            s.push(state);
+        }
+    }
 }
 
 impl Call<'_> {
@@ -785,11 +816,11 @@ impl Call<'_> {
         if self.ctx.is_cancelled() || self.failed.load(Ordering::Relaxed) {
             return Err(TranscribeError::Cancelled);
         }
-        let r = self.model.take_state().and_then(|mut state| {
+        let r = self.states.take(self.model).and_then(|mut state| {
             let r = self.whisper(&mut state, &batch);
             // A state whose call failed is dropped, not reused.
             if r.is_ok() {
-                self.model.put_state(state);
+                self.states.put(state);
             }
             r
         });
