@@ -104,14 +104,17 @@ struct Speed {
     recent: std::collections::VecDeque<(f64, f64)>,
     /// Intervals measured since the job started.
     counted: usize,
+    /// The first intervals left out (one per batch that starts with the job).
+    warmup: usize,
 }
 
 impl Speed {
     /// Intervals (batches) the rate is measured over.
     const WINDOW: usize = 8;
 
-    fn new(at: Instant, done: u64) -> Self {
+    fn new(at: Instant, done: u64, warmup: usize) -> Self {
         Self {
+            warmup: warmup.max(1),
             last_at: at,
             last_done: done,
             recent: std::collections::VecDeque::with_capacity(Self::WINDOW),
@@ -133,9 +136,15 @@ impl Speed {
             self.last_at = at;
             self.last_done = done;
         }
-        // The job's first interval carries one-off costs (the whisper state's buffers, the
-        // first touch of the weights): left out as soon as there is another.
-        let skip = usize::from(self.counted == self.recent.len() && self.recent.len() > 1);
+        // The job's first intervals carry one-off costs (the whisper state's buffers, the
+        // first touch of the weights), and with batches side by side the first one also holds
+        // the work of the batches that started with it and end just after: the first `warmup`
+        // (one per lane) are left out while there are others.
+        let skip = if self.counted == self.recent.len() {
+            self.warmup.min(self.recent.len().saturating_sub(1))
+        } else {
+            0
+        };
         let (wall, audio) = self
             .recent
             .iter()
@@ -445,7 +454,7 @@ pub fn transcribe(
             language: forced.clone(),
             batch: Batch::default(),
             total_samples: duration_hint.map(|d| (d * SAMPLE_RATE as f64) as u64),
-            speed: Speed::new(Instant::now(), 0),
+            speed: Speed::new(Instant::now(), 0, slots.width() as usize),
             lanes: slots.width() as usize,
             in_flight: std::collections::VecDeque::new(),
             next_seq: 0,
@@ -1086,7 +1095,7 @@ mod tests {
         let t0 = Instant::now();
         let at = |s: f64| t0 + std::time::Duration::from_secs_f64(s);
         let sr = SAMPLE_RATE as u64;
-        let mut sp = Speed::new(t0, 0);
+        let mut sp = Speed::new(t0, 0, 1);
         assert_eq!(sp.update(at(30.0), 30 * sr), Some(1.0)); // 30 s of audio in 30 s
         // then 30 s in 10 s: the first (warm-up) interval is left out
         assert_eq!(sp.update(at(40.0), 60 * sr), Some(10.0 / 30.0));
@@ -1102,6 +1111,16 @@ mod tests {
             .update(at(t), (90 + 30 * (Speed::WINDOW as u64 - 1)) * sr)
             .unwrap();
         assert!((r - 0.5).abs() < 1e-9, "{r}");
+
+        // Two lanes: two batches of 30 s start together, each takes 20 s; they end at 20 and
+        // 20.1 s. Both first intervals are the start-up (the second got only 0.1 s of wall
+        // time for its 30 s): left out, the steady rate is 20 s per 60 s of audio.
+        let mut sp = Speed::new(t0, 0, 2);
+        sp.update(at(20.0), 30 * sr);
+        sp.update(at(20.1), 60 * sr);
+        sp.update(at(40.0), 90 * sr);
+        let r = sp.update(at(40.1), 120 * sr).unwrap();
+        assert!((r - 20.0 / 60.0).abs() < 1e-9, "{r}");
     }
 
     #[test]
