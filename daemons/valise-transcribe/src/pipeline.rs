@@ -364,12 +364,19 @@ impl Batch {
     }
 }
 
-struct Run<'a, 's> {
+/// What all of a job's batches share.
+#[derive(Clone, Copy)]
+struct Job<'a> {
     model: &'a SpeechModel,
     req: &'a Request,
     settings: &'a Settings,
     ctx: &'a Arc<JobCtx>,
     slots: &'a ComputeSlots,
+    states: &'a States,
+}
+
+struct Run<'a, 's> {
+    job: Job<'a>,
     language: Option<String>,
     batch: Batch,
     /// Samples in the recording, from its header (for the time left).
@@ -386,7 +393,6 @@ struct Run<'a, 's> {
     completed: std::collections::HashSet<u64>,
     finished: (mpsc::Sender<u64>, mpsc::Receiver<u64>),
     scope: &'s std::thread::Scope<'s, 'a>,
-    states: &'a States,
     /// Set when the job fails, so that its other batches stop at once.
     failed: Arc<AtomicBool>,
 }
@@ -446,11 +452,14 @@ pub fn transcribe(
     let states = States::default();
     let (language, speech_samples) = std::thread::scope(|scope| {
         let mut run = Run {
-            model,
-            req,
-            settings,
-            ctx,
-            slots,
+            job: Job {
+                model,
+                req,
+                settings,
+                ctx,
+                slots,
+                states: &states,
+            },
             language: forced.clone(),
             batch: Batch::default(),
             total_samples: duration_hint.map(|d| (d * SAMPLE_RATE as f64) as u64),
@@ -461,7 +470,6 @@ pub fn transcribe(
             completed: std::collections::HashSet::new(),
             finished: mpsc::channel(),
             scope,
-            states: &states,
             failed: Arc::clone(&failed),
         };
         let r = (|| -> Result<u64, TranscribeError> {
@@ -560,22 +568,23 @@ impl<'a, 's> Run<'a, 's> {
             Some(&(start, _, _)) => done.min(start),
             None => done,
         };
-        self.ctx.set_done(done);
-        let done = self.ctx.done_samples.load(Ordering::Relaxed);
+        self.job.ctx.set_done(done);
+        let done = self.job.ctx.done_samples.load(Ordering::Relaxed);
         if let Some(total) = self.total_samples.filter(|t| *t > 0) {
-            self.ctx
+            self.job
+                .ctx
                 .set_progress((done as f64 / total as f64 * 0.99) as f32);
         }
     }
 
     fn after_batch(&mut self, done: u64) {
         self.set_done(done);
-        let done = self.ctx.done_samples.load(Ordering::Relaxed);
+        let done = self.job.ctx.done_samples.load(Ordering::Relaxed);
         if let (Some(rate), Some(total)) =
             (self.speed.update(Instant::now(), done), self.total_samples)
         {
             let left = total.saturating_sub(done) as f64 / SAMPLE_RATE as f64;
-            self.ctx.set_eta(left * rate);
+            self.job.ctx.set_eta(left * rate);
         }
     }
 
@@ -631,26 +640,21 @@ impl<'a, 's> Run<'a, 's> {
         } else {
             self.wait_for_a_lane()?;
         }
-        check(self.ctx)?;
+        check(self.job.ctx)?;
         let batch = std::mem::take(&mut self.batch);
         let call = Call {
-            model: self.model,
-            req: self.req,
-            settings: self.settings,
-            ctx: self.ctx,
-            slots: self.slots,
+            job: self.job,
             language: self.language.clone(),
             width: if alone { self.lanes as u32 } else { 1 },
             threads: if alone {
-                self.settings.threads
+                self.job.settings.threads
             } else {
-                (self.settings.threads / self.lanes).max(1)
+                (self.job.settings.threads / self.lanes).max(1)
             },
             // At the end of the recording there is no next batch: whisper.cpp finishes the
             // batch itself, as it would a short clip.
             carry: alone && !last,
             failed: Arc::clone(&self.failed),
-            states: self.states,
         };
         if alone {
             let done = call.run(batch)?;
@@ -736,11 +740,11 @@ impl<'a, 's> Run<'a, 's> {
         if self.language.is_none() {
             self.language = language;
         }
-        let first = self.ctx.segment_count();
+        let first = self.job.ctx.segment_count();
         for (i, seg) in segments.iter_mut().enumerate() {
             seg.id = (first + i) as u32;
         }
-        self.ctx.push_segments(segments);
+        self.job.ctx.push_segments(segments);
         let end = batch.last_abs_end.unwrap_or(0);
         if let Some(at) = stopped_at {
             // Only a batch that ran alone is stopped: the batch being filled is still empty.
@@ -777,11 +781,7 @@ impl Drop for Told {
 
 /// One whisper call: everything a batch's thread needs.
 struct Call<'a> {
-    model: &'a SpeechModel,
-    req: &'a Request,
-    settings: &'a Settings,
-    ctx: &'a Arc<JobCtx>,
-    slots: &'a ComputeSlots,
+    job: Job<'a>,
     language: Option<String>,
     /// Compute slots taken for the call (all of them for a batch that runs alone).
     width: u32,
@@ -790,7 +790,6 @@ struct Call<'a> {
     carry: bool,
     /// Set by any of the job's batches that fails, so that the others stop.
     failed: Arc<AtomicBool>,
-    states: &'a States,
 }
 
 /// The job's idle whisper states (the buffers of one computation, ~150 MB for base): one per
@@ -821,15 +820,15 @@ impl States {
 
 impl Call<'_> {
     fn run(self, batch: Batch) -> BatchResult {
-        let turn = self.slots.acquire_n(self.width);
-        if self.ctx.is_cancelled() || self.failed.load(Ordering::Relaxed) {
+        let turn = self.job.slots.acquire_n(self.width);
+        if self.job.ctx.is_cancelled() || self.failed.load(Ordering::Relaxed) {
             return Err(TranscribeError::Cancelled);
         }
-        let r = self.states.take(self.model).and_then(|mut state| {
+        let r = self.job.states.take(self.job.model).and_then(|mut state| {
             let r = self.whisper(&mut state, &batch);
             // A state whose call failed is dropped, not reused.
             if r.is_ok() {
-                self.states.put(state);
+                self.job.states.put(state);
             }
             r
         });
@@ -852,7 +851,7 @@ impl Call<'_> {
         state: &mut WhisperState,
         batch: &Batch,
     ) -> Result<(Vec<Segment>, Option<usize>, Option<String>), TranscribeError> {
-        let dec = &self.settings.decoding;
+        let dec = &self.job.settings.decoding;
         let strategy = match dec.beam_size {
             0 | 1 => SamplingStrategy::Greedy { best_of: 1 },
             n => SamplingStrategy::BeamSearch {
@@ -868,7 +867,7 @@ impl Call<'_> {
         let mut p = FullParams::new(strategy);
         gate.install(&mut p);
         p.set_n_threads(self.threads as i32);
-        p.set_translate(self.req.translate);
+        p.set_translate(self.job.req.translate);
         p.set_language(Some(self.language.as_deref().unwrap_or("auto")));
         p.set_print_special(false);
         p.set_print_progress(false);
@@ -888,9 +887,9 @@ impl Call<'_> {
         // batch's failure stops the computation within a fraction of a second. (The explicit
         // boxed type matters: whisper-rs 0.16's trampoline is only sound for
         // `F = Box<dyn FnMut() -> bool>`.)
-        let ctx = Arc::clone(self.ctx);
+        let ctx = Arc::clone(self.job.ctx);
         let failed = Arc::clone(&self.failed);
-        let deadline = self.settings.deadline;
+        let deadline = self.job.settings.deadline;
         p.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(Box::new(move || {
             ctx.is_cancelled()
                 || failed.load(Ordering::Relaxed)
@@ -900,20 +899,26 @@ impl Call<'_> {
 
         let started = Instant::now();
         let result = state.full(p, &batch.pcm);
-        if self.ctx.is_cancelled() || self.failed.load(Ordering::Relaxed) {
+        if self.job.ctx.is_cancelled() || self.failed.load(Ordering::Relaxed) {
             return Err(TranscribeError::Cancelled);
         }
-        if self.settings.deadline.is_some_and(|d| Instant::now() > d) {
-            return Err(TranscribeError::TimedOut(self.settings.max_job_secs));
+        if self
+            .job
+            .settings
+            .deadline
+            .is_some_and(|d| Instant::now() > d)
+        {
+            return Err(TranscribeError::TimedOut(self.job.settings.max_job_secs));
         }
         result?;
         let stopped_at = gate.stopped_at_sample();
-        self.ctx.batches.fetch_add(1, Ordering::Relaxed);
-        self.ctx
+        self.job.ctx.batches.fetch_add(1, Ordering::Relaxed);
+        self.job
+            .ctx
             .encoder_passes
             .fetch_add(gate.passes(), Ordering::Relaxed);
         if stopped_at.is_some() {
-            self.ctx.carried_tails.fetch_add(1, Ordering::Relaxed);
+            self.job.ctx.carried_tails.fetch_add(1, Ordering::Relaxed);
         }
         tracing::debug!(
             audio_s = secs,
@@ -926,7 +931,7 @@ impl Call<'_> {
             Some(l) => Some(l.clone()),
             None => whisper_rs::get_lang_str(state.full_lang_id_from_state()).map(str::to_string),
         };
-        let eot = self.model.ctx.token_eot();
+        let eot = self.job.model.ctx.token_eot();
         let mut out = Vec::new();
         for seg in state.as_iter() {
             let text = seg
