@@ -111,6 +111,8 @@ struct Speed {
 impl Speed {
     /// Intervals (batches) the rate is measured over.
     const WINDOW: usize = 8;
+    /// Wall seconds the rate needs, after the warm-up, to leave the warm-up out.
+    const MIN_WALL_SECS: f64 = 0.5;
 
     fn new(at: Instant, done: u64, warmup: usize) -> Self {
         Self {
@@ -145,11 +147,19 @@ impl Speed {
         } else {
             0
         };
-        let (wall, audio) = self
-            .recent
-            .iter()
-            .skip(skip)
-            .fold((0.0, 0.0), |(w, a), (dw, da)| (w + dw, a + da));
+        let sum = |skip: usize| {
+            self.recent
+                .iter()
+                .skip(skip)
+                .fold((0.0, 0.0), |(w, a), (dw, da)| (w + dw, a + da))
+        };
+        let (mut wall, mut audio) = sum(skip);
+        // Batches that finished while an older one ran join the transcript together, a moment
+        // apart: what is left after the warm-up may be such a burst, with next to no wall
+        // time. Then the warm-up counts too.
+        if wall < Self::MIN_WALL_SECS {
+            (wall, audio) = sum(0);
+        }
         (audio > 0.0).then(|| wall / audio)
     }
 }
@@ -1126,6 +1136,14 @@ mod tests {
         sp.update(at(40.0), 90 * sr);
         let r = sp.update(at(40.1), 120 * sr).unwrap();
         assert!((r - 20.0 / 60.0).abs() < 1e-9, "{r}");
+
+        // Three batches that join the transcript at once after 6 s: no time after the
+        // warm-up, so the warm-up counts (never a rate of zero, a time left of nothing).
+        let mut sp = Speed::new(t0, 0, 2);
+        sp.update(at(6.0), 28 * sr);
+        sp.update(at(6.0005), 56 * sr);
+        let r = sp.update(at(6.001), 84 * sr).unwrap();
+        assert!((r - 6.001 / 84.0).abs() < 1e-9, "{r}");
     }
 
     #[test]
