@@ -383,6 +383,9 @@ struct Job<'a> {
     ctx: &'a Arc<JobCtx>,
     slots: &'a ComputeSlots,
     states: &'a States,
+    /// Set when one of the job's batches fails (or the job does), so that the others stop at
+    /// their next step.
+    failed: &'a Arc<AtomicBool>,
 }
 
 struct Run<'a, 's> {
@@ -403,8 +406,6 @@ struct Run<'a, 's> {
     completed: std::collections::HashSet<u64>,
     finished: (mpsc::Sender<u64>, mpsc::Receiver<u64>),
     scope: &'s std::thread::Scope<'s, 'a>,
-    /// Set when the job fails, so that its other batches stop at once.
-    failed: Arc<AtomicBool>,
 }
 
 /// A batch back from whisper: its segments (numbered when they join the transcript), where
@@ -469,6 +470,7 @@ pub fn transcribe(
                 ctx,
                 slots,
                 states: &states,
+                failed: &failed,
             },
             language: forced.clone(),
             batch: Batch::default(),
@@ -480,7 +482,6 @@ pub fn transcribe(
             completed: std::collections::HashSet::new(),
             finished: mpsc::channel(),
             scope,
-            failed: Arc::clone(&failed),
         };
         let r = (|| -> Result<u64, TranscribeError> {
             let mut window = Window::default();
@@ -664,7 +665,6 @@ impl<'a, 's> Run<'a, 's> {
             // At the end of the recording there is no next batch: whisper.cpp finishes the
             // batch itself, as it would a short clip.
             carry: alone && !last,
-            failed: Arc::clone(&self.failed),
         };
         if alone {
             let done = call.run(batch)?;
@@ -757,15 +757,10 @@ impl<'a, 's> Run<'a, 's> {
         self.job.ctx.push_segments(segments);
         let end = batch.last_abs_end.unwrap_or(0);
         if let Some(at) = stopped_at {
-            // Only a batch that ran alone is stopped: the batch being filled is still empty.
-            let mut tail = batch.tail_from(at);
-            if !self.batch.pcm.is_empty() {
-                tail.carried = false;
-                for &(off, len, start) in &self.batch.pieces {
-                    tail.push(start, &self.batch.pcm[off..off + len]);
-                }
-            }
-            self.batch = tail;
+            // Only a batch that runs alone is stopped, and it is committed as soon as it is
+            // done, before anything new is added: the batch being filled is still empty.
+            debug_assert!(self.batch.pcm.is_empty());
+            self.batch = batch.tail_from(at);
         }
         let done_to = self.batch.abs_start().map_or(end, |s| s.min(end));
         self.after_batch(done_to);
@@ -798,8 +793,6 @@ struct Call<'a> {
     threads: usize,
     /// Whether whisper.cpp may be stopped before a second pass (see [`crate::encoder_gate`]).
     carry: bool,
-    /// Set by any of the job's batches that fails, so that the others stop.
-    failed: Arc<AtomicBool>,
 }
 
 /// The job's idle whisper states (the buffers of one computation, ~150 MB for base): one per
@@ -831,7 +824,7 @@ impl States {
 impl Call<'_> {
     fn run(self, batch: Batch) -> BatchResult {
         let turn = self.job.slots.acquire_n(self.width);
-        if self.job.ctx.is_cancelled() || self.failed.load(Ordering::Relaxed) {
+        if self.job.ctx.is_cancelled() || self.job.failed.load(Ordering::Relaxed) {
             return Err(TranscribeError::Cancelled);
         }
         let r = self.job.states.take(self.job.model).and_then(|mut state| {
@@ -844,7 +837,7 @@ impl Call<'_> {
         });
         drop(turn);
         let (segments, stopped_at, language) =
-            r.inspect_err(|_| self.failed.store(true, Ordering::Relaxed))?;
+            r.inspect_err(|_| self.job.failed.store(true, Ordering::Relaxed))?;
         Ok(Done {
             batch,
             segments,
@@ -898,7 +891,7 @@ impl Call<'_> {
         // boxed type matters: whisper-rs 0.16's trampoline is only sound for
         // `F = Box<dyn FnMut() -> bool>`.)
         let ctx = Arc::clone(self.job.ctx);
-        let failed = Arc::clone(&self.failed);
+        let failed = Arc::clone(self.job.failed);
         let deadline = self.job.settings.deadline;
         p.set_abort_callback_safe::<_, Box<dyn FnMut() -> bool>>(Some(Box::new(move || {
             ctx.is_cancelled()
@@ -909,7 +902,7 @@ impl Call<'_> {
 
         let started = Instant::now();
         let result = state.full(p, &batch.pcm);
-        if self.job.ctx.is_cancelled() || self.failed.load(Ordering::Relaxed) {
+        if self.job.ctx.is_cancelled() || self.job.failed.load(Ordering::Relaxed) {
             return Err(TranscribeError::Cancelled);
         }
         if self
